@@ -1,0 +1,60 @@
+"""The `hafm` command line.
+
+Each subcommand is a module exposing `HELP`, `add_arguments(parser)` and `run(args) -> int`.
+Modules are imported only when their command runs, so `hafm doctor` never pays for torch
+and commands that need Django (benchmark) live in the Django packages without `hafm_core`
+importing Django itself.
+
+Exit codes: 0 success, 1 a failed check (e.g. a regression), 2 bad usage or bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from hafm_core.errors import HafmError
+
+# name -> module path. Keep alphabetical; one line per command.
+COMMANDS = {
+    "doctor": "hafm_core.cli.doctor",
+}
+
+
+def _module(name: str):
+    return importlib.import_module(COMMANDS[name])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hafm", description="HAFM Bench command line")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = _module(name)
+        command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(command_parser)
+        command_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args._run(args) or 0)
+    except HafmError as error:
+        print(f"hafm {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"hafm {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

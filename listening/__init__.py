@@ -1,0 +1,1 @@
+"""Listening tests: blinded preference and rating studies for crowdsourced listeners."""
