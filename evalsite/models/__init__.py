@@ -1,0 +1,1 @@
+"""Benchmark records. One module per kind of record; each is imported here."""
