@@ -7,10 +7,10 @@ PostgreSQL and Redis or RabbitMQ.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
 
 from hafm_core import config
 from hafm_core.errors import ConfigError
@@ -24,18 +24,18 @@ try:
 except ConfigError as error:
     # One line naming the variable, not a traceback through Django's loader.
     print(f"configuration error: {error}", file=sys.stderr)
-    raise ImproperlyConfigured(str(error)) from None
+    raise SystemExit(2) from None
 
 BASE_DIR = config.PROJECT_ROOT
 VAR_DIR = config.var_dir()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 _DEV_SECRET_KEY = "django-insecure-hafm-bench-development-only"
-SECRET_KEY = config.os.environ.get("SECRET_KEY", "")
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         print("configuration error: SECRET_KEY must be set when DEBUG is off", file=sys.stderr)
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+        raise SystemExit(2)
     SECRET_KEY = _DEV_SECRET_KEY
 
 ALLOWED_HOSTS = config.env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
@@ -84,12 +84,16 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": dj_database_url.parse(_DATABASE_URL, conn_max_age=60)}
+# Test databases carry the test process id, so concurrent test runs on one machine never
+# share (and destroy) each other's database.
+_TEST_DB_SUFFIX = os.environ.get("HAFM_TEST_DB_SUFFIX", str(os.getpid()))
+DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{_TEST_DB_SUFFIX}"}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Several processes (web, worker, CLI) share the file: wait for locks instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE",
                                        "init_command": "PRAGMA journal_mode=WAL;"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-hafm.sqlite3")}
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-hafm-{_TEST_DB_SUFFIX}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -105,6 +109,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 MEDIA_ROOT = config.media_dir()
 MEDIA_URL = "media/"
 STORAGES = {
@@ -127,6 +132,8 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_TRACK_STARTED = True
+# Workers and clients of one deployment share a queue name; tests use a fresh one per worker.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("HAFM_CELERY_QUEUE", "hafm")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 if CELERY_BROKER_URL.startswith("redis"):
     # A task unacknowledged this long is handed to another worker (acks_late + a killed worker).

@@ -16,8 +16,6 @@ from hafm_core.config import var_dir
 from hafm_core.errors import MissingWeightsError
 
 
-
-
 @dataclass(frozen=True)
 class WeightsSpec:
     key: str

@@ -2,3 +2,5 @@
 
 Celery's autodiscovery imports `evalsite.tasks`; each module below is imported here.
 """
+
+from evalsite.tasks import diagnostics  # noqa: E402,F401

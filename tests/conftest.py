@@ -1,0 +1,201 @@
+"""Fixtures shared by every test: real services, real Celery workers, synthetic audio.
+
+Services (PostgreSQL, Redis, RabbitMQ) are reached over real connections. Where one is
+unreachable the test is skipped on a laptop but FAILS under `CI=true`: CI never passes by
+skipping what it was meant to exercise.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+POSTGRES_URL = os.environ.get("HAFM_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("HAFM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+RABBITMQ_URL = os.environ.get("HAFM_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+_DB_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback",
+                "live_server", "admin_client", "admin_user", "django_user_model", "client_with_db"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that touches the database `db`, so the PostgreSQL pass can select them."""
+    from django.test import TransactionTestCase
+
+    for item in items:
+        cls = getattr(item, "cls", None)
+        uses_db = (
+            item.get_closest_marker("django_db") is not None
+            or bool(_DB_FIXTURES & set(getattr(item, "fixturenames", ())))
+            or (cls is not None and issubclass(cls, TransactionTestCase))
+        )
+        if uses_db:
+            item.add_marker(pytest.mark.db)
+
+
+def _reachable(url: str) -> str | None:
+    """None when the service answers, else the reason."""
+    if url.startswith("postgres"):
+        import psycopg
+
+        try:
+            psycopg.connect(url.replace("postgres://", "postgresql://", 1), connect_timeout=3).close()
+        except psycopg.Error as error:
+            return str(error).strip().splitlines()[0]
+        return None
+    from kombu import Connection
+
+    try:
+        with Connection(url, connect_timeout=3) as conn:
+            conn.ensure_connection(max_retries=1, timeout=3)
+    except Exception as error:  # noqa: BLE001 - any transport error means unreachable
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def require_service(name: str, url: str) -> str:
+    reason = _reachable(url)
+    if reason is not None:
+        message = f"{name} at {url} is unreachable ({reason})"
+        if IN_CI:
+            pytest.fail(f"{message}; CI=true requires every service", pytrace=False)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    return require_service("PostgreSQL", POSTGRES_URL)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return require_service("Redis", REDIS_URL)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    return require_service("RabbitMQ", RABBITMQ_URL)
+
+
+def current_database_url() -> str:
+    """The URL of the database the running test uses (pytest-django's test database)."""
+    from django.db import connection
+
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{settings['NAME']}"
+    user = settings.get("USER") or "postgres"
+    password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
+    host = settings.get("HOST") or "127.0.0.1"
+    port = settings.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}"
+
+
+@dataclass
+class WorkerProcess:
+    """A real `celery worker` subprocess on its own queue; `submit` sends it a task."""
+
+    broker_url: str
+    queue: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def submit(self, task, *args, **kwargs):
+        from evalsite.celery import app
+
+        with app.connection_for_write(self.broker_url) as connection:
+            return task.apply_async(args=args, kwargs=kwargs, queue=self.queue, connection=connection)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would: no chance to acknowledge or clean up."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def celery_worker_factory(tmp_path):
+    """Start real Celery workers against the test database: `start(broker_url, queue=None, env=None)`.
+
+    Use from a `transactional_db` test so the worker sees committed rows. Every worker is
+    stopped at the end of the test.
+    """
+    workers: list[WorkerProcess] = []
+
+    def start(broker_url: str, queue: str | None = None, env: dict | None = None,
+              wait_ready_s: float = 60.0) -> WorkerProcess:
+        queue = queue or f"test-{uuid.uuid4().hex[:10]}"
+        log_path = tmp_path / f"worker-{len(workers)}-{queue}.log"
+        worker_env = {
+            **os.environ,
+            "DATABASE_URL": current_database_url(),
+            "CELERY_BROKER_URL": broker_url,
+            "HAFM_CELERY_QUEUE": queue,
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
+        command = [sys.executable, "-m", "celery", "-A", "evalsite", "worker", "--pool", "solo",
+                   "--concurrency", "1", "--queues", queue, "--hostname", f"{queue}-{len(workers)}@%h",
+                   "--without-gossip", "--without-mingle", "--loglevel", "INFO"]
+        log = open(log_path, "w")
+        process = subprocess.Popen(command, cwd=ROOT, env=worker_env, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        worker = WorkerProcess(broker_url, queue, process, log_path)
+        workers.append(worker)
+        deadline = time.monotonic() + wait_ready_s
+        while "ready." not in worker.log():
+            if process.poll() is not None or time.monotonic() > deadline:
+                worker.stop()
+                pytest.fail(f"celery worker did not start on {broker_url}:\n{worker.log()[-3000:]}")
+            time.sleep(0.2)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture(scope="session")
+def synthetic_track():
+    """One seeded synthetic multitrack (12 s, 44.1 kHz) with its musical metadata."""
+    from hafm_core.synth import synthesize_multitrack
+
+    return synthesize_multitrack(seed=0)
+
+
+@pytest.fixture(scope="session")
+def stempeg_sample_path() -> Path:
+    """The real MUSDB18-format stem that the stempeg wheel ships (decoding needs ffmpeg)."""
+    import shutil
+
+    import stempeg
+
+    if shutil.which("ffmpeg") is None:
+        message = "ffmpeg is not installed (apt-get install ffmpeg); needed to decode .stem.mp4"
+        if IN_CI:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return Path(stempeg.example_stem_path())

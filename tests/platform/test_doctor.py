@@ -1,0 +1,59 @@
+"""`hafm doctor` tells the truth about weights, services and devices."""
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def doctor(*args, **env):
+    import os
+
+    return subprocess.run([sys.executable, "-m", "hafm_core", "doctor", *args], cwd=ROOT,
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+
+
+def test_missing_weights_folder_is_reported_with_sources(tmp_path):
+    missing_dir = tmp_path / "no-such-weights"
+    result = doctor("--json", HAFM_WEIGHTS_DIR=str(missing_dir))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    weights = report["weights"]
+    assert weights["dir"] == str(missing_dir) and weights["dir_exists"] is False
+    by_key = {entry["key"]: entry for entry in weights["models"]}
+    for key in ("hubert", "encodec", "kmeans", "vggish"):
+        assert by_key[key]["present"] is False
+        assert by_key[key]["source"]
+    assert "facebook/hubert-base-ls960" in by_key["hubert"]["source"]
+    assert "vggish-10086976.pth" in by_key["vggish"]["missing"]
+
+
+def test_partial_model_folder_names_the_missing_file(tmp_path):
+    hubert = tmp_path / "hubert-base-ls960"
+    hubert.mkdir()
+    (hubert / "config.json").write_text("{}")
+    (tmp_path / "vggish-10086976.pth").write_bytes(b"\0")
+    result = doctor(HAFM_WEIGHTS_DIR=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "hubert: missing model.safetensors or pytorch_model.bin" in result.stdout
+    assert "ok vggish" in result.stdout
+
+
+def test_reports_versions_devices_and_unreachable_services(tmp_path):
+    result = doctor("--json", "--timeout", "1",
+                    DATABASE_URL="postgres://postgres@127.0.0.1:1/nothing",
+                    CELERY_BROKER_URL=f"sqla+sqlite:///{tmp_path}/broker.sqlite3")
+    report = json.loads(result.stdout)
+    assert report["versions"]["torch"] and report["versions"]["django"].startswith("5.2")
+    assert report["devices"]["cpu_count"] >= 1
+    assert report["database"]["ok"] is False and "127.0.0.1" in report["database"]["detail"]
+    assert report["broker"]["ok"] is True
+
+
+def test_reachable_production_services(postgres_url, redis_url, rabbitmq_url):
+    for broker in (redis_url, rabbitmq_url):
+        report = json.loads(doctor("--json", DATABASE_URL=postgres_url, CELERY_BROKER_URL=broker).stdout)
+        assert report["database"]["ok"], report["database"]
+        assert report["database"]["detail"].startswith("PostgreSQL")
+        assert report["broker"]["ok"], report["broker"]
