@@ -24,6 +24,7 @@ ENVIRONMENT = {
     "DATABASE_URL": ("sqlite:///$HAFM_VAR_DIR/hafm.sqlite3", "database; postgres://... for PostgreSQL"),
     "CELERY_BROKER_URL": ("sqla+sqlite:///$HAFM_VAR_DIR/celery-broker.sqlite3",
                           "Celery broker: redis://..., amqp://... or sqla+sqlite:///..."),
+    "HAFM_CELERY_QUEUE": ("hafm", "queue that clients send to and workers consume"),
     "HAFM_WEIGHTS_DIR": ("$HAFM_VAR_DIR/weights", "folder holding model weights (see `hafm doctor`)"),
     "HAFM_MEDIA_DIR": ("$HAFM_VAR_DIR/media", "generated audio, stimuli and uploads"),
     "HAFM_CACHE_DIR": ("$HAFM_VAR_DIR/cache", "embedding and token caches"),
