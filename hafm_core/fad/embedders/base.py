@@ -1,0 +1,60 @@
+"""One interface for every FAD embedder: a named, versioned protocol and a batch embed.
+
+An embedder turns mono float32 clips at its own sample rate into per-file embeddings
+float32 [T, D]. Everything that changes the embeddings is recorded with a result and keys
+the cache: `protocol` (framing, normalisation, layer), `weights_hash` (the model file's
+content) and `code_hash` (the source of the modules that compute it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from collections.abc import Sequence
+from types import ModuleType
+
+import numpy as np
+
+
+def source_hash(modules: Sequence[ModuleType]) -> str:
+    """SHA-256 of the source files of `modules`: changes when their code changes."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(module.__name__.encode())
+        digest.update(inspect.getsource(module).encode())
+    return digest.hexdigest()
+
+
+def groups_of_equal_length(clips: Sequence[np.ndarray]) -> dict[int, list[int]]:
+    """Clip indices grouped by length, so each group stacks into one [B, n] batch."""
+    groups: dict[int, list[int]] = defaultdict(list)
+    for index, clip in enumerate(clips):
+        groups[len(clip)].append(index)
+    return dict(groups)
+
+
+class Embedder(ABC):
+    """name: "vggish"; protocol: "vggish-google-v1"; dim: D; sample_rate_hz: input rate."""
+
+    name: str
+    protocol: str
+    dim: int
+    sample_rate_hz: int
+    min_duration_s: float  # shorter clips give no frame
+    weights_hash: str
+    code_hash: str
+
+    @abstractmethod
+    def embed_batch(self, clips: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """clips: mono float32 [n_i] at `sample_rate_hz` -> one float32 [T_i, D] per clip."""
+
+    def embed(self, clip: np.ndarray) -> np.ndarray:
+        """clip: mono float32 [n] -> float32 [T, D]."""
+        return self.embed_batch([clip])[0]
+
+    def describe(self) -> dict:
+        return {"embedder": self.name, "protocol": self.protocol, "dim": self.dim,
+                "sample_rate_hz": self.sample_rate_hz, "weights_hash": self.weights_hash,
+                "embedder_code_hash": self.code_hash}
