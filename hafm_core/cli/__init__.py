@@ -20,6 +20,7 @@ from hafm_core.errors import HafmError
 # name -> module path. Keep alphabetical; one line per command.
 COMMANDS = {
     "doctor": "hafm_core.cli.doctor",
+    "weights": "hafm_core.cli.weights",
 }
 
 
