@@ -20,6 +20,8 @@ from hafm_core.errors import HafmError
 # name -> module path. Keep alphabetical; one line per command.
 COMMANDS = {
     "doctor": "hafm_core.cli.doctor",
+    "fad": "hafm_core.cli.fad",
+    "regress": "hafm_core.cli.regress",
     "weights": "hafm_core.cli.weights",
 }
 
