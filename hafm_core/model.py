@@ -1,0 +1,273 @@
+"""The HAFM language model: one decoder-only causal transformer, configured into three stages.
+
+Pre-norm RMSNorm blocks with QK-norm attention, a GEGLU feed-forward and a T5-style bucketed
+relative position bias (shared by all layers, measured on the time axis: see
+`hafm_core.patterns`). Inputs are token + segment embeddings; there is no absolute position
+embedding. One linear head per target codebook predicts local ids. A `KVCache` makes
+generation cost one new token per step instead of the whole prefix.
+
+    config = stage_config("coarse", "tiny")
+    model = HafmLM(config)
+    loss, metrics = model.loss(cond_streams, target_codes)   # teacher forcing
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import MISSING, asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from hafm_core import constants
+from hafm_core.patterns import STAGES, StageLayout, stage_layout
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Every size of one stage's transformer. A checkpoint stores `to_dict()` of it."""
+
+    stage: str  # "semantic", "coarse" or "fine"
+    n_layer: int
+    n_head: int
+    d_model: int
+    d_ff: int  # GEGLU hidden width
+    dropout: float = 0.0
+    rel_buckets: int = 64  # both directions together
+    rel_max_distance: int = 512  # frames; farther distances share the last bucket
+    semantic_vocab: int = constants.KMEANS_CLUSTERS
+    codebook_size: int = constants.CODEBOOK_SIZE
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"stage={self.stage!r} is not one of {STAGES}")
+        if self.d_model % self.n_head:
+            raise ValueError(f"d_model={self.d_model} is not a multiple of n_head={self.n_head}")
+
+    @property
+    def layout(self) -> StageLayout:
+        return stage_layout(self.stage, self.semantic_vocab, self.codebook_size)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ModelConfig:
+        """Rebuild from `to_dict()`; raises KeyError naming an unknown or missing field."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise KeyError(unknown[0])
+        required = {f.name for f in fields(cls) if f.default is MISSING}
+        missing = sorted(required - set(values))
+        if missing:
+            raise KeyError(missing[0])
+        return cls(**values)
+
+
+# Sizes shared by the three stages of a preset.
+PRESETS: dict[str, dict] = {
+    "tiny": dict(n_layer=2, n_head=4, d_model=64, d_ff=128),  # < 1M parameters, tests
+    "small": dict(n_layer=6, n_head=4, d_model=256, d_ff=683),  # CPU demo, ~6-10M
+    "base": dict(n_layer=24, n_head=16, d_model=1024, d_ff=2816, dropout=0.1),  # paper scale
+}
+
+
+def stage_config(stage: str, preset: str, **overrides) -> ModelConfig:
+    """The `preset` sizes for `stage`, with optional field overrides (e.g. codebook_size)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
+    return ModelConfig(stage=stage, **{**PRESETS[preset], **overrides})
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_float = x.float()
+        normed = x_float * torch.rsqrt(x_float.pow(2).mean(-1, keepdim=True) + self.eps)
+        return normed.type_as(x) * self.weight
+
+
+class RelativePositionBias(nn.Module):
+    """T5 bucketed relative position bias (bidirectional buckets), one scalar per head."""
+
+    def __init__(self, n_buckets: int, max_distance: int, n_head: int):
+        super().__init__()
+        self.n_buckets, self.max_distance = n_buckets, max_distance
+        self.embedding = nn.Embedding(n_buckets, n_head)
+
+    def bucket(self, relative: torch.Tensor) -> torch.Tensor:
+        """relative = key_pos - query_pos, int64 [...] -> bucket ids int64 [...]."""
+        half = self.n_buckets // 2
+        bucket = (relative > 0).long() * half
+        distance = relative.abs()
+        exact = half // 2
+        is_small = distance < exact
+        log_ratio = torch.log(distance.float().clamp(min=1) / exact) / math.log(self.max_distance / exact)
+        large = exact + (log_ratio * (half - exact)).long()
+        large = large.clamp(max=half - 1)
+        return bucket + torch.where(is_small, distance, large)
+
+    def forward(self, query_pos: torch.Tensor, key_pos: torch.Tensor) -> torch.Tensor:
+        """query_pos int64 [Tq], key_pos int64 [Tk] -> bias float [1, H, Tq, Tk]."""
+        buckets = self.bucket(key_pos[None, :] - query_pos[:, None])  # (Tq, Tk)
+        return self.embedding(buckets).permute(2, 0, 1).unsqueeze(0)
+
+
+class KVCache:
+    """Keys and values of every layer for a batch of sequences, preallocated to `max_len`."""
+
+    def __init__(self, config: ModelConfig, batch: int, max_len: int, device, dtype):
+        head_dim = config.d_model // config.n_head
+        shape = (batch, config.n_head, max_len, head_dim)
+        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.positions = torch.zeros(max_len, dtype=torch.long, device=device)
+        self.length = 0  # tokens stored so far
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v [B, H, Tq, hd] after the current length; return all [B, H, length+Tq, hd]."""
+        end = self.length + k.shape[2]
+        self.keys[layer][:, :, self.length:end] = k
+        self.values[layer][:, :, self.length:end] = v
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+
+class Attention(nn.Module):
+    def __init__(self, config: ModelConfig, layer: int):
+        super().__init__()
+        self.layer, self.n_head = layer, config.n_head
+        self.head_dim = config.d_model // config.n_head
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
+        self.q_norm = RMSNorm(self.head_dim)
+        self.k_norm = RMSNorm(self.head_dim)
+        self.proj = nn.Linear(config.d_model, config.d_model, bias=False)
+        self.dropout = config.dropout
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
+        """x [B, T, D], mask float [1, H, T, T_keys] (bias + causal -inf) -> [B, T, D]."""
+        batch, length, d_model = x.shape
+        q, k, v = self.qkv(x).split(d_model, dim=2)
+        q = self.q_norm(q.view(batch, length, self.n_head, self.head_dim)).transpose(1, 2)  # (B, H, T, hd)
+        k = self.k_norm(k.view(batch, length, self.n_head, self.head_dim)).transpose(1, 2)
+        v = v.view(batch, length, self.n_head, self.head_dim).transpose(1, 2)
+        if cache is not None:
+            k, v = cache.append(self.layer, k, v)  # (B, H, T_keys, hd)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask.to(q.dtype), dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(batch, length, d_model))
+
+
+class GEGLU(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.w_in = nn.Linear(config.d_model, 2 * config.d_ff, bias=False)
+        self.w_out = nn.Linear(config.d_ff, config.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, value = self.w_in(x).chunk(2, dim=-1)  # (B, T, d_ff) each
+        return self.w_out(F.gelu(gate) * value)
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig, layer: int):
+        super().__init__()
+        self.norm_attn = RMSNorm(config.d_model)
+        self.attn = Attention(config, layer)
+        self.norm_ffn = RMSNorm(config.d_model)
+        self.ffn = GEGLU(config)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
+        x = x + self.dropout(self.attn(self.norm_attn(x), mask, cache))
+        return x + self.dropout(self.ffn(self.norm_ffn(x)))
+
+
+class HafmLM(nn.Module):
+    """One cascade stage. Sequences follow `config.layout` (see `hafm_core.patterns`)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.layout = layout = config.layout
+        self.token_embedding = nn.Embedding(layout.vocab_size, config.d_model)
+        self.segment_embedding = nn.Embedding(2, config.d_model)
+        self.relative_bias = RelativePositionBias(config.rel_buckets, config.rel_max_distance, config.n_head)
+        self.blocks = nn.ModuleList(Block(config, layer) for layer in range(config.n_layer))
+        self.norm_out = RMSNorm(config.d_model)
+        self.heads = nn.ModuleList(nn.Linear(config.d_model, card, bias=False) for card in layout.target_cards)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, tokens: torch.Tensor, positions: torch.Tensor, segments: torch.Tensor,
+                cache: KVCache | None = None) -> torch.Tensor:
+        """Hidden states of `tokens`.
+
+        tokens: global ids int64 [B, T]; positions, segments: int64 [T] for these tokens.
+        cache: when given, the tokens continue the cached ones and their keys/values are added.
+        Returns float [B, T, D] after the final norm.
+        """
+        start = cache.length if cache is not None else 0
+        if cache is not None:
+            cache.positions[start:start + tokens.shape[1]] = positions
+            key_positions = cache.positions[:start + tokens.shape[1]]
+        else:
+            key_positions = positions
+        mask = self.relative_bias(positions, key_positions)  # (1, H, T, T_keys)
+        query_index = torch.arange(start, start + tokens.shape[1], device=tokens.device)
+        key_index = torch.arange(key_positions.shape[0], device=tokens.device)
+        future = key_index[None, :] > query_index[:, None]  # (T, T_keys)
+        mask = mask.masked_fill(future, float("-inf"))
+        x = self.token_embedding(tokens) + self.segment_embedding(segments)[None]  # (B, T, D)
+        for block in self.blocks:
+            x = block(x, mask, cache)
+        if cache is not None:
+            cache.length = start + tokens.shape[1]
+        return self.norm_out(x)
+
+    def head_logits(self, hidden: torch.Tensor, codebook: int) -> torch.Tensor:
+        """hidden [B, T, D] -> logits float [B, T, card] of target stream `codebook`."""
+        return self.heads[codebook](hidden)
+
+    def target_logits(self, cond: torch.Tensor, target_codes: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits.
+
+        cond: global conditioning ids int64 [B, L_c] (interleaved; NULL_ID rows are unconditional).
+        target_codes: local ids int64 [B, K, T_f].
+        Returns float [B, K, T_f, card]; [:, k, t] predicts target_codes[:, k, t].
+        """
+        layout = self.layout
+        n_streams, n_frames = target_codes.shape[1:]
+        target = layout.target_tokens(target_codes)  # (B, K*T_f)
+        tokens = layout.input_sequence(cond, target)  # (B, L_c + K*T_f)
+        cond_frames = cond.shape[1] // layout.n_cond
+        positions = layout.positions(cond_frames, target.shape[1], device=cond.device)
+        segments = layout.segments(cond.shape[1], target.shape[1], device=cond.device)
+        hidden = self(tokens, positions, segments)[:, cond.shape[1]:]  # (B, K*T_f, D)
+        hidden = hidden.view(hidden.shape[0], n_frames, n_streams, -1)  # (B, T_f, K, D)
+        return torch.stack([self.head_logits(hidden[:, :, k], k) for k in range(n_streams)], dim=1)
+
+    def loss(self, cond: torch.Tensor, target_codes: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Cross-entropy averaged over the K target streams.
+
+        Returns (scalar loss, {"loss": float [K], "correct": int64 [K], "count": int}) where the
+        per-codebook tensors are detached, for validation accuracy per codebook.
+        """
+        logits = self.target_logits(cond, target_codes).float()  # (B, K, T_f, card)
+        per_codebook = F.cross_entropy(
+            logits.permute(0, 3, 1, 2), target_codes, reduction="none").mean(dim=(0, 2))  # (K,)
+        correct = (logits.argmax(-1) == target_codes).sum(dim=(0, 2))  # (K,)
+        count = target_codes.shape[0] * target_codes.shape[2]
+        return per_codebook.mean(), {"loss": per_codebook.detach(), "correct": correct, "count": count}

@@ -1,0 +1,120 @@
+"""Autoregressive sampling of one cascade stage: temperature, top-k, top-p, guidance, KV cache.
+
+Classifier-free guidance runs the conditional and the unconditional rows in one batch of 2B
+sequences (the unconditional rows see every conditioning token replaced by `NULL_ID`) and
+mixes their logits as `uncond + scale * (cond - uncond)`. Each excerpt draws its tokens from its
+own `torch.Generator`, so on CPU a seed reproduces the same tokens whatever else is in the batch.
+
+    codes = generate(model, cond_streams, n_frames=750, seeds=[0, 1, 2])   # int64 [3, K, 750]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+
+from hafm_core import constants
+from hafm_core.model import HafmLM, KVCache
+from hafm_core.patterns import BOS_ID, NULL_ID, interleave
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = constants.DEFAULT_TEMPERATURE  # 0 means greedy
+    top_k: int = constants.DEFAULT_TOP_K  # 0 disables
+    top_p: float = 1.0  # 1 disables
+    guidance_scale: float = constants.DEFAULT_GUIDANCE_SCALE  # 1 disables (no uncond rows)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def filter_logits(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+    """logits float [B, card] -> temperature-scaled logits with -inf outside top-k / top-p."""
+    logits = logits / params.temperature
+    card = logits.shape[-1]
+    if 0 < params.top_k < card:
+        kth = torch.topk(logits, params.top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if 0.0 < params.top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        # Drop a token when the tokens before it already reach top_p (the first one always stays).
+        drop_sorted = (cumulative - sorted_logits.softmax(-1)) >= params.top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def sample_next(logits: torch.Tensor, params: SamplingParams,
+                generators: Sequence[torch.Generator]) -> torch.Tensor:
+    """logits float [B, card] -> local ids int64 [B], row b drawn with generators[b]."""
+    if params.temperature <= 0:
+        return logits.argmax(-1)
+    probs = filter_logits(logits.float(), params).softmax(-1)  # (B, card)
+    return torch.cat([torch.multinomial(probs[b], 1, generator=generators[b])
+                      for b in range(probs.shape[0])])
+
+
+@torch.no_grad()
+def generate(model: HafmLM, cond_streams: torch.Tensor, n_frames: int, seeds: Sequence[int],
+             params: SamplingParams = SamplingParams(), prompt: torch.Tensor | None = None,
+             use_cache: bool = True, progress=None) -> torch.Tensor:
+    """Sample `n_frames` target frames for each excerpt of a batch.
+
+    cond_streams: local conditioning ids int64 [B, n_cond, T_c] (all excerpts the same length).
+    seeds: one int per excerpt.
+    prompt: optional local target ids int64 [B, K, T_p] forced as the first T_p frames (used to
+        continue the previous window of a long vocal).
+    use_cache: False recomputes the whole prefix at every step (the reference the KV cache
+        must match token for token; only useful for tests and benchmarks).
+    progress: optional callable(n_done_slots) called after each new token.
+    Returns local target ids int64 [B, K, n_frames].
+    """
+    layout = model.layout
+    device = next(model.parameters()).device
+    batch, _, cond_frames = cond_streams.shape
+    if len(seeds) != batch:
+        raise ValueError(f"{len(seeds)} seeds for {batch} excerpts")
+    n_streams, n_slots = layout.n_target, n_frames * layout.n_target
+    offsets = torch.tensor(layout.target_offsets, device=device)
+    cond = layout.cond_tokens(cond_streams.to(device))  # (B, L_c)
+    guided = params.guidance_scale != 1.0
+    if guided:
+        cond = torch.cat([cond, torch.full_like(cond, NULL_ID)])  # (2B, L_c): cond rows, uncond rows
+    rows, cond_len = cond.shape
+    positions = layout.positions(cond_frames, n_slots, device=device)
+    segments = layout.segments(cond_len, n_slots, device=device)
+
+    generated = torch.zeros(batch, n_slots, dtype=torch.long, device=device)  # local ids
+    n_forced = 0
+    if prompt is not None:
+        n_forced = min(prompt.shape[2], n_frames) * n_streams
+        generated[:, :n_forced] = interleave(prompt.to(device))[:, :n_forced]
+    tokens = torch.full((rows, cond_len + n_slots), BOS_ID, dtype=torch.long, device=device)
+    tokens[:, :cond_len] = cond
+    n_fed = min(n_forced, n_slots - 1)  # forced tokens that are inputs of later slots
+    forced_ids = generated[:, :n_fed] + offsets.repeat(n_slots)[:n_fed]
+    tokens[:, cond_len + 1: cond_len + 1 + n_fed] = forced_ids.repeat(rows // batch, 1)
+
+    dtype = next(model.parameters()).dtype
+    cache = KVCache(model.config, rows, cond_len + n_slots, device, dtype) if use_cache else None
+    generators = [torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds]
+    for slot in range(n_forced, n_slots):
+        end = cond_len + slot + 1  # tokens[:, :end] are known; index end-1 predicts slot
+        start = cache.length if cache is not None else 0
+        hidden = model(tokens[:, start:end], positions[start:end], segments[start:end], cache)[:, -1]
+        codebook = slot % n_streams
+        logits = model.head_logits(hidden, codebook).float()  # (rows, card)
+        if guided:
+            conditional, unconditional = logits[:batch], logits[batch:]
+            logits = unconditional + params.guidance_scale * (conditional - unconditional)
+        local = sample_next(logits, params, generators)  # (B,)
+        generated[:, slot] = local
+        if slot + 1 < n_slots:
+            tokens[:, end] = (local + offsets[codebook]).repeat(rows // batch)
+        if progress is not None:
+            progress(slot + 1)
+    return generated.view(batch, n_frames, n_streams).transpose(1, 2).contiguous()
