@@ -1,0 +1,240 @@
+"""Trial allocation and answers: least-judged first, row-locked, with expiring leases.
+
+Invariant, per item, under its row lock: n_judged + (unexpired leases) <= quota.
+- A lease is granted only while the sum is below quota (checked after locking the item,
+  so concurrent allocators see each other's committed leases).
+- An answer inside its lease turns a lease into a judgment (the sum is unchanged); an
+  answer after the lease expired is taken only if a slot is still free.
+Hence n_judged never exceeds the quota (also a CHECK constraint). Locks are taken in one
+order: participant row, then item row; allocation takes items with SKIP LOCKED and never
+waits on an item, so allocation and answers cannot deadlock.
+
+Every answer carries the trial's one-time answer key; the trial row is locked and its
+status checked, so a replayed or concurrent duplicate answer is refused (409), never
+recorded twice (also UNIQUE constraints on ratings).
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import time
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+
+from listening.exceptions import AnswerRejected, ParticipationRefused
+from listening.models import SIDES, Item, Participant, Rating, Stimulus, Trial
+from listening.services.participation import CATCH
+
+CANDIDATES = 8
+ALLOCATION_ROUNDS = 20
+
+
+def _free_slots(item: Item, now, excluding: int | None = None) -> int:
+    """Quota left on a locked item. Costs one COUNT query."""
+    active = Trial.objects.filter(item=item, status=Trial.Status.LEASED, lease_expires_at__gt=now)
+    if excluding is not None:
+        active = active.exclude(pk=excluding)
+    return item.quota - item.n_judged - active.count()
+
+
+def _new_trial(participant: Participant, position: int, kind: str, now, left: Stimulus, right: Stimulus | None,
+               item: Item | None = None, repeat_of: Trial | None = None, expected: str = "") -> Trial:
+    return Trial.objects.create(
+        participant=participant, position=position, kind=kind, item=item, stimulus_left=left,
+        stimulus_right=right, repeat_of=repeat_of, expected=expected, answer_key=secrets.token_urlsafe(24),
+        lease_expires_at=now + timedelta(seconds=participant.study.lease_s))
+
+
+def _lease_item(participant: Participant, kind: str, position: int, now, rng: random.Random) -> Trial | None:
+    """Lease the least-judged item of `kind` this participant has not seen, or None if none is free."""
+    seen = Trial.objects.filter(participant=participant, item__isnull=False).values("item_id")
+    active = Count("trials", filter=Q(trials__status=Trial.Status.LEASED, trials__lease_expires_at__gt=now))
+    for _ in range(ALLOCATION_ROUNDS):
+        candidates = list(
+            Item.objects.filter(study_id=participant.study_id, kind=kind).exclude(id__in=seen)
+            .annotate(load=F("n_judged") + active).filter(load__lt=F("quota"))
+            .order_by("load", "?").values_list("id", flat=True)[:CANDIDATES])
+        if not candidates:
+            return None
+        skipped = False
+        for item_id in candidates:
+            item = Item.objects.select_for_update(skip_locked=True).filter(pk=item_id).first()
+            if item is None:  # another listener is being allocated this item right now
+                skipped = True
+                continue
+            if _free_slots(item, now) > 0:
+                left, right = item.stimulus_a, item.stimulus_b
+                if right is not None and rng.random() < 0.5:
+                    left, right = right, left
+                return _new_trial(participant, position, kind, now, left, right, item=item)
+        if not skipped:
+            return None
+        time.sleep(0.005 * rng.random())  # let the concurrent allocations commit, then look again
+    return None
+
+
+def _catch_trial(participant: Participant, position: int, now, rng: random.Random) -> Trial | None:
+    """A repeated earlier pair with sides swapped, or the true accompaniment against a manipulated one."""
+    repeated = Trial.objects.filter(participant=participant, repeat_of__isnull=False).values("repeat_of_id")
+    earlier = list(Trial.objects.filter(participant=participant, kind=Trial.Kind.PREFERENCE,
+                                        status=Trial.Status.ANSWERED).exclude(id__in=repeated))
+    manipulated = list(Stimulus.objects.filter(study_id=participant.study_id).exclude(variant=""))
+    if earlier and (not manipulated or rng.random() < 0.5):
+        original = rng.choice(earlier)
+        expected = "left" if original.chosen == "right" else "right"  # where the chosen clip is now
+        return _new_trial(participant, position, Trial.Kind.CATCH_REPEAT, now, original.stimulus_right,
+                          original.stimulus_left, repeat_of=original, expected=expected)
+    if not manipulated:
+        return None
+    odd = rng.choice(manipulated)
+    true = Stimulus.objects.get(study_id=participant.study_id, excerpt=odd.excerpt, system=odd.system, variant="")
+    if rng.random() < 0.5:
+        return _new_trial(participant, position, Trial.Kind.CATCH_MANIPULATED, now, true, odd, expected="left")
+    return _new_trial(participant, position, Trial.Kind.CATCH_MANIPULATED, now, odd, true, expected="right")
+
+
+def _renew(trial: Trial, now) -> bool:
+    """Extend an expired lease if its item still has a free slot (locks the item)."""
+    if trial.item_id is not None:
+        item = Item.objects.select_for_update().get(pk=trial.item_id)
+        if _free_slots(item, now, excluding=trial.pk) <= 0:
+            return False
+    trial.lease_expires_at = now + timedelta(seconds=trial.participant.study.lease_s)
+    trial.save(update_fields=["lease_expires_at"])
+    return True
+
+
+def _complete(participant: Participant, now) -> None:
+    Participant.objects.filter(pk=participant.pk).update(status=Participant.Status.COMPLETED, completed_at=now,
+                                                         ended_at=now, last_seen_at=now)
+    participant.status = Participant.Status.COMPLETED
+
+
+def next_trial(participant: Participant) -> Trial | None:
+    """The participant's current trial: the open one (resume), else a newly allocated one.
+
+    Returns None when the participant has finished (and marks them completed). Raises
+    ParticipationRefused when trials are not the participant's current step.
+    """
+    rng = random.SystemRandom()
+    with transaction.atomic():
+        locked = Participant.objects.select_for_update(of=("self",)).select_related("study").get(pk=participant.pk)
+        if locked.status != Participant.Status.IN_PROGRESS or not locked.practice_done:
+            raise ParticipationRefused("not_in_trials", "Trials are not your current step.")
+        now = timezone.now()
+        current = locked.trials.filter(status=Trial.Status.LEASED).select_related("item").first()
+        if current is not None:
+            if current.lease_expires_at > now or _renew(current, now):
+                return current
+            current.status = Trial.Status.ABANDONED
+            current.save(update_fields=["status"])
+        plan = list(locked.plan)
+        position = locked.trials.filter(status=Trial.Status.ANSWERED, position__gt=0).count() + 1
+        while position <= len(plan):
+            kind = plan[position - 1]
+            if kind == CATCH:
+                trial = _catch_trial(locked, position, now, rng)
+            else:
+                trial = _lease_item(locked, kind, position, now, rng)
+            if trial is not None:
+                if plan != locked.plan:
+                    Participant.objects.filter(pk=locked.pk).update(plan=plan)
+                return trial
+            # Nothing left of this kind for this listener: drop it from the rest of the plan.
+            rest = [k for k in plan[position - 1:] if k != kind]
+            if all(k == CATCH for k in rest):
+                rest = []
+            plan = plan[:position - 1] + rest
+        Participant.objects.filter(pk=locked.pk).update(plan=plan)
+        _complete(participant, now)
+        return None
+
+
+def practice_trial(participant: Participant) -> Trial:
+    """The practice pair (position 0, never counted): created on first need, then reused."""
+    with transaction.atomic():
+        locked = Participant.objects.select_for_update().get(pk=participant.pk)
+        existing = locked.trials.filter(position=0).exclude(status=Trial.Status.ABANDONED).first()
+        if existing is not None:
+            return existing
+        rng = random.SystemRandom()
+        item = rng.choice(list(Item.objects.filter(study_id=locked.study_id, kind=Item.Kind.PREFERENCE)
+                               .select_related("stimulus_a", "stimulus_b")))
+        left, right = (item.stimulus_a, item.stimulus_b) if rng.random() < 0.5 else (item.stimulus_b, item.stimulus_a)
+        return _new_trial(locked, 0, Trial.Kind.PRACTICE, timezone.now(), left, right)
+
+
+def record_play(participant: Participant, trial_public_id: str, side: str, event: str) -> bool:
+    """Count a play start or a play to the end of one side of an open trial; False if not open."""
+    if side not in SIDES or event not in ("play", "ended"):
+        raise ValueError(f"bad play event {side!r}/{event!r}")
+    field = f"{'plays' if event == 'play' else 'ended'}_{side}"
+    updated = Trial.objects.filter(public_id=trial_public_id, participant=participant,
+                                   status=Trial.Status.LEASED).update(**{field: F(field) + 1})
+    return updated == 1
+
+
+def _validate_answer(trial: Trial, chosen: str | None, ratings: dict | None) -> dict[str, int]:
+    if trial.is_pair:
+        if chosen not in SIDES:
+            raise AnswerRejected("invalid", "choose 'left' or 'right'")
+        if trial.plays_left < 1 or trial.plays_right < 1:
+            raise AnswerRejected("not_played", "play both clips before answering")
+        return {}
+    attributes = trial.participant.study.attributes
+    if not isinstance(ratings, dict) or set(ratings) != set(attributes):
+        raise AnswerRejected("invalid", f"rate exactly these attributes: {', '.join(attributes)}")
+    scores = {}
+    for attribute, score in ratings.items():
+        if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+            raise AnswerRejected("invalid", f"score for {attribute!r} must be an integer from 1 to 5")
+        scores[attribute] = score
+    if trial.ended_left < 1:
+        raise AnswerRejected("not_played", "play the clip to its end before rating it")
+    return scores
+
+
+def submit_answer(participant: Participant, trial_public_id: str, answer_key: str, chosen: str | None = None,
+                  ratings: dict | None = None, response_time_ms: int | None = None) -> Trial:
+    """Record one answer exactly once, or raise AnswerRejected with its HTTP status."""
+    with transaction.atomic():
+        locked = Participant.objects.select_for_update(of=("self",)).select_related("study").get(pk=participant.pk)
+        trial = (Trial.objects.select_for_update().filter(public_id=trial_public_id, participant=locked)
+                 .first())
+        if trial is None:
+            raise AnswerRejected("unknown_trial", "this trial is not part of your session")
+        trial.participant = locked
+        if not constant_time_compare(str(answer_key), trial.answer_key):
+            raise AnswerRejected("bad_key", "the answer key does not match this trial")
+        if trial.status == Trial.Status.ANSWERED:
+            raise AnswerRejected("already_recorded", "this answer was already recorded")
+        if trial.status == Trial.Status.ABANDONED:
+            raise AnswerRejected("expired", "this trial expired; please continue with the next one")
+        if locked.status != Participant.Status.IN_PROGRESS:
+            raise AnswerRejected("out_of_order", f"your participation is {locked.get_status_display()}")
+        scores = _validate_answer(trial, chosen, ratings)
+        now = timezone.now()
+        if trial.item_id is not None:
+            item = Item.objects.select_for_update().get(pk=trial.item_id)
+            if trial.lease_expires_at <= now and _free_slots(item, now, excluding=trial.pk) <= 0:
+                trial.status = Trial.Status.ABANDONED
+                trial.save(update_fields=["status"])
+                raise AnswerRejected("expired", "this trial expired and its place was taken; please continue")
+            Item.objects.filter(pk=item.pk).update(n_judged=F("n_judged") + 1)
+        trial.status, trial.answered_at = Trial.Status.ANSWERED, now
+        trial.chosen = chosen if trial.is_pair else ""
+        if trial.expected:
+            trial.catch_passed = trial.chosen == trial.expected
+        trial.response_time_ms = response_time_ms if isinstance(response_time_ms, int) and 0 <= response_time_ms < 2**31 else None
+        trial.save(update_fields=["status", "answered_at", "chosen", "catch_passed", "response_time_ms"])
+        Rating.objects.bulk_create(Rating(trial=trial, attribute=a, score=s) for a, s in scores.items())
+        if trial.kind == Trial.Kind.PRACTICE:
+            Participant.objects.filter(pk=locked.pk).update(practice_done=True, last_seen_at=now)
+        else:
+            Participant.objects.filter(pk=locked.pk).update(last_seen_at=now)
+    return trial

@@ -1,0 +1,100 @@
+"""Fixtures for listening tests: clip files from synthetic multitracks, and studies made from them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from hafm_core.synth import synthesize_multitrack
+
+SYSTEMS = ("three-stage", "two-stage", "random", "ground-truth")
+CLIP_RATE_HZ = 16_000
+
+
+def write_clips(folder, n_excerpts: int = 2, duration_s: float = 2.0, systems=SYSTEMS) -> list[dict]:
+    """Vocal and per-system accompaniment files for `n_excerpts` synthetic tracks.
+
+    ground-truth is the real accompaniment; three-stage and two-stage are noisy, quieter
+    copies (so level differences exist before loudness matching); random is another
+    track's accompaniment.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    tracks = [synthesize_multitrack(seed, duration_s, CLIP_RATE_HZ) for seed in range(n_excerpts + 1)]
+    rng = np.random.default_rng(0)
+    for index, track in enumerate(tracks[:n_excerpts]):
+        excerpt = f"track{index}"
+        vocal_path = folder / f"{excerpt}-vocal.wav"
+        sf.write(vocal_path, track.stems["vocals"], CLIP_RATE_HZ)
+        accompaniment = track.accompaniment
+        versions = {
+            "ground-truth": accompaniment,
+            "three-stage": 0.5 * accompaniment + 0.01 * rng.standard_normal(accompaniment.size),
+            "two-stage": 0.25 * accompaniment + 0.03 * rng.standard_normal(accompaniment.size),
+            "random": tracks[index + 1].accompaniment * 2.0,
+        }
+        for system in systems:
+            path = folder / f"{excerpt}-{system}.wav"
+            sf.write(path, versions[system].astype(np.float32), CLIP_RATE_HZ)
+            entries.append({"excerpt": excerpt, "system": system, "vocal_path": str(vocal_path),
+                            "accompaniment_path": str(path), "tempo_bpm": track.tempo_bpm})
+    return entries
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture(scope="session")
+def clip_entries(tmp_path_factory):
+    return write_clips(tmp_path_factory.mktemp("clips"))
+
+
+@pytest.fixture
+def make_study(clip_entries):
+    """create_study with small, fast defaults; keyword arguments override them."""
+    from listening.services import create_study
+
+    counter = iter(range(1000))
+
+    def make(**overrides):
+        options = dict(name=f"study {next(counter)}", stimuli=clip_entries,
+                       comparisons=[("three-stage", "ground-truth"), ("three-stage", "random")],
+                       completion_code="CODE123", screened_out_code="SCREENED9", quota_per_pair=3,
+                       rating_quota_per_clip=2, preference_trials=4, rating_trials=2, catch_rate=0.25,
+                       sample_rate_hz=CLIP_RATE_HZ)
+        options.update(overrides)
+        return create_study(**options)
+
+    return make
+
+
+def start_trials(study, external_id: str | None = None):
+    """A participant past consent, screening and practice, ready for trials."""
+    from listening import services
+    from listening.models import Participant
+
+    participant = services.join_study(study, external_id)
+    if participant.status == Participant.Status.STARTED:
+        Participant.objects.filter(pk=participant.pk).update(status=Participant.Status.IN_PROGRESS,
+                                                             screening_passed=True)
+    Participant.objects.filter(pk=participant.pk).update(practice_done=True)
+    participant.refresh_from_db()
+    return participant
+
+
+def answer(participant, trial, chosen="left", scores=None):
+    """Play what the trial needs, then answer it through the services."""
+    from listening import services
+
+    for side in ("left", "right") if trial.is_pair else ("left",):
+        services.record_play(participant, trial.public_id, side, "play")
+        services.record_play(participant, trial.public_id, side, "ended")
+    if trial.is_pair:
+        return services.submit_answer(participant, trial.public_id, trial.answer_key, chosen=chosen)
+    attributes = participant.study.attributes
+    return services.submit_answer(participant, trial.public_id, trial.answer_key,
+                                  ratings=scores or {a: 3 for a in attributes})
