@@ -1,5 +1,12 @@
 """Benchmark records. One module per kind of record; each is imported here."""
 
-from evalsite.models.benchmarks import BenchmarkRun, Checkpoint, Dataset, Excerpt, GeneratedClip
+from evalsite.models.benchmarks import (
+    BenchmarkRun,
+    Checkpoint,
+    Dataset,
+    Excerpt,
+    GeneratedClip,
+    SystemResult,
+)
 
-__all__ = ["BenchmarkRun", "Checkpoint", "Dataset", "Excerpt", "GeneratedClip"]
+__all__ = ["BenchmarkRun", "Checkpoint", "Dataset", "Excerpt", "GeneratedClip", "SystemResult"]

@@ -79,6 +79,12 @@ class BenchmarkRun(models.Model):
         FAILED = "failed"
         CANCELLED = "cancelled"
 
+    class Phase(models.TextChoices):
+        GENERATE = "generate"  # clips being generated
+        MEASURE = "measure"  # FAD and fit metrics per system
+        COMPARE = "compare"  # paired comparison of three-stage with two-stage
+        FINISHED = "finished"
+
     ACTIVE = (Status.PENDING, Status.RUNNING)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -91,6 +97,12 @@ class BenchmarkRun(models.Model):
     parameters = models.JSONField(default=dict, help_text="sampling and FAD parameters")
     parameters_hash = models.CharField(max_length=64, help_text="hash of everything that defines the run")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # Which step is under way. Tasks advance it with conditional UPDATEs, so among racing
+    # workers exactly one dispatches the next step.
+    phase = models.CharField(max_length=16, choices=Phase.choices, default=Phase.GENERATE)
+    queue = models.CharField(max_length=200, blank=True, help_text="Celery queue its tasks go to")
+    results = models.JSONField(default=dict, blank=True,
+                               help_text="paired comparisons between systems (written once per run)")
     code_version = models.CharField(max_length=64)
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
@@ -149,3 +161,38 @@ class GeneratedClip(models.Model):
 
     def __str__(self) -> str:
         return f"{self.system} / {self.excerpt_id}"
+
+
+class SystemResult(models.Model):
+    """What a run measured for one system: FAD against the background with its CI, fit metrics."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    run = models.ForeignKey(BenchmarkRun, on_delete=models.CASCADE, related_name="system_results")
+    system = models.CharField(max_length=32)
+    fad = models.FloatField(null=True, blank=True)
+    fad_low = models.FloatField(null=True, blank=True)
+    fad_high = models.FloatField(null=True, blank=True)
+    fad_method = models.CharField(max_length=200, blank=True)
+    n_eval = models.PositiveIntegerField(default=0)
+    n_background = models.PositiveIntegerField(default=0)
+    embedder = models.CharField(max_length=32)
+    protocol = models.CharField(max_length=64, blank=True)
+    fit = models.JSONField(default=dict, blank=True,
+                           help_text="per metric: mean with bootstrap CI over excerpts")
+    provenance = models.JSONField(default=dict, blank=True,
+                                  help_text="embedder weights/code hashes, code version")
+    error = models.TextField(blank=True, help_text="why FAD could not be computed")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "system"], name="system_result_unique_per_run"),
+            models.CheckConstraint(condition=Q(fad__isnull=True) | Q(fad__gte=0),
+                                   name="system_result_fad_not_negative"),
+            models.CheckConstraint(condition=Q(fad__isnull=False) | ~Q(error=""),
+                                   name="system_result_fad_or_error"),
+        ]
+        ordering = ["run", "system"]
+
+    def __str__(self) -> str:
+        return f"{self.system}: FAD {self.fad}"

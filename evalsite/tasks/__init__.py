@@ -3,4 +3,4 @@
 Celery's autodiscovery imports `evalsite.tasks`; each module below is imported here.
 """
 
-from evalsite.tasks import diagnostics  # noqa: E402,F401
+from evalsite.tasks import benchmarks, diagnostics, fad  # noqa: F401

@@ -19,6 +19,7 @@ from hafm_core.errors import HafmError
 
 # name -> module path. Keep alphabetical; one line per command.
 COMMANDS = {
+    "benchmark": "evalsite.cli_benchmark",
     "doctor": "hafm_core.cli.doctor",
     "fad": "hafm_core.cli.fad",
     "regress": "hafm_core.cli.regress",

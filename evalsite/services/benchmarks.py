@@ -1,0 +1,387 @@
+"""Launch benchmark runs and steer them: register inputs, plan clips, dispatch, cancel, resume.
+
+State lives in the database, never in a worker: a run's clips are planned as rows when it is
+launched, a Celery task marks each clip done as it goes, and `resume_run` re-dispatches what
+is still missing. A worker or web process that dies loses at most the work in flight.
+
+    launch_benchmark(checkpoint path, dataset spec, systems, ...)
+      -> register_checkpoint (validated, content hash)   -> Checkpoint
+      -> register_dataset (hafm_core.data prepare, manifest)  -> Dataset + Excerpts
+      -> launch_run: parameters hash; a live run with the same hash is reused
+           -> plan_clips: one row per (excerpt, system), a fixed number of queries
+           -> dispatch (after commit): generate_clips tasks on the run's queue
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from evalsite.models import BenchmarkRun, Checkpoint, Dataset, Excerpt, GeneratedClip
+from hafm_core import constants
+from hafm_core.errors import CheckpointError, DatasetError, HafmError
+from hafm_core.provenance import code_version, sha256_bytes
+
+log = logging.getLogger(__name__)
+
+# Cascade stages each system needs from the checkpoint.
+SYSTEM_STAGES = {
+    "three-stage": ("semantic", "coarse", "fine"),
+    "two-stage": ("semantic", "coarse"),
+    "random": (),
+    "ground-truth": (),
+    "ground-truth-raw": (),
+}
+DEFAULT_SYSTEMS = ("three-stage", "two-stage", "random", "ground-truth")
+DEFAULT_EMBEDDER = "vggish"
+CLIPS_PER_TASK = 4
+SYNTHETIC_DEFAULT_TRACKS = 4
+
+
+class LaunchError(HafmError):
+    """A benchmark cannot be launched or steered as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """`musdb18:PATH`, `stems:PATH`, `sample` or `synthetic[:N]`, parsed."""
+
+    kind: str
+    path: str = ""
+    n_tracks: int = 0
+
+    @property
+    def text(self) -> str:
+        if self.kind == Dataset.Kind.SYNTHETIC:
+            return f"synthetic:{self.n_tracks}"
+        return f"{self.kind}:{self.path}" if self.path else self.kind
+
+
+def parse_dataset_spec(spec: str) -> DatasetSpec:
+    kind, _, rest = spec.strip().partition(":")
+    if kind in (Dataset.Kind.MUSDB18, Dataset.Kind.STEMS):
+        if not rest:
+            raise DatasetError(f"dataset {spec!r} names no folder; write {kind}:/path/to/folder")
+        path = Path(rest).expanduser().resolve()
+        if not path.exists():
+            raise DatasetError(f"dataset folder {path} does not exist")
+        return DatasetSpec(kind, str(path))
+    if kind == Dataset.Kind.SAMPLE and not rest:
+        return DatasetSpec(kind)
+    if kind == Dataset.Kind.SYNTHETIC:
+        try:
+            n_tracks = int(rest) if rest else SYNTHETIC_DEFAULT_TRACKS
+        except ValueError:
+            n_tracks = 0
+        if n_tracks < 2:
+            raise DatasetError(f"dataset {spec!r}: synthetic:N needs a whole number N >= 2 of tracks")
+        return DatasetSpec(kind, n_tracks=n_tracks)
+    raise DatasetError(f"dataset {spec!r} is not one of musdb18:PATH, stems:PATH, sample, synthetic[:N]")
+
+
+def dataset_dir(spec: DatasetSpec) -> Path:
+    """Where a spec is prepared: the media folder, one sub-folder per spec."""
+    slug = sha256_bytes(spec.text.encode())[:16]
+    return Path(settings.MEDIA_ROOT) / "datasets" / f"{spec.kind}-{slug}"
+
+
+def register_dataset(spec_text: str, progress: bool = False) -> Dataset:
+    """Prepare the dataset (once per spec) and record it with its excerpts.
+
+    Preparation is the audio engineer's `hafm_core.data.prepare`; a prepared folder whose
+    manifest exists is reused. The same manifest content is the same Dataset row.
+    """
+    from hafm_core.data.prepare import prepare_dataset
+
+    from hafm_core.data import manifest as manifest_io
+
+    spec = parse_dataset_spec(spec_text)
+    out_dir = dataset_dir(spec)
+    manifest_path = out_dir / manifest_io.MANIFEST_NAME
+    if not manifest_path.is_file():
+        prepare_dataset(spec.kind, spec.path or None, out_dir, n_tracks=spec.n_tracks or None,
+                        progress=progress)
+    records = manifest_io.read_manifest(manifest_path)
+    if not records:
+        raise DatasetError(f"{spec.text}: the prepared manifest {manifest_path} lists no excerpt "
+                           "(no track with active vocals?)")
+    manifest_hash = sha256_bytes(manifest_path.read_bytes())
+    with transaction.atomic():
+        dataset, created = Dataset.objects.get_or_create(
+            manifest_hash=manifest_hash,
+            defaults={"kind": spec.kind, "source": spec.text, "manifest_path": str(manifest_path)},
+        )
+        if created:
+            Excerpt.objects.bulk_create(
+                [Excerpt(dataset=dataset, **manifest_io.excerpt_fields(record, manifest_path.parent))
+                 for record in records])
+    return dataset
+
+
+def register_checkpoint(path: str | Path, stages: Sequence[str] = SYSTEM_STAGES["three-stage"],
+                        name: str | None = None) -> Checkpoint:
+    """Validate the cascade folder's `stages` (loads each once) and record it by content hash.
+
+    A missing stage, a partial or corrupt file, or stages that do not fit together raise
+    `CheckpointError` naming the stage and field; nothing is recorded then.
+    """
+    from hafm_core.checkpoint import cascade_hash, load_cascade
+
+    root = Path(path).expanduser().resolve()
+    if not root.is_dir():
+        raise CheckpointError(f"checkpoint folder {root} does not exist (expected "
+                              f"{root}/ar_semantic/ckpt_best.pt, ar_coarse/..., ar_fine/...)")
+    present = tuple(s for s in SYSTEM_STAGES["three-stage"] if (root / f"ar_{s}").is_dir())
+    models = load_cascade(root, tuple(stages)) if stages else {}
+    config = {stage: model.config.to_dict() for stage, model in models.items()}
+    content_hash = cascade_hash(root, tuple(stages)) if stages else sha256_bytes(str(root).encode())
+    checkpoint, _ = Checkpoint.objects.get_or_create(
+        content_hash=content_hash,
+        defaults={"name": name or root.name, "path": str(root), "stages": list(stages or present),
+                  "config": config},
+    )
+    return checkpoint
+
+
+def check_systems(systems: Sequence[str]) -> list[str]:
+    systems = [s.strip() for s in systems if s.strip()]
+    unknown = [s for s in systems if s not in SYSTEM_STAGES]
+    if unknown or not systems:
+        raise LaunchError(f"unknown system(s) {unknown or systems}; choose among {', '.join(SYSTEM_STAGES)}")
+    if len(set(systems)) != len(systems):
+        raise LaunchError(f"systems {systems} list one twice")
+    return systems
+
+
+def needed_stages(systems: Sequence[str]) -> tuple[str, ...]:
+    wanted = {stage for system in systems for stage in SYSTEM_STAGES[system]}
+    return tuple(s for s in SYSTEM_STAGES["three-stage"] if s in wanted)
+
+
+def check_embedder(embedder: str) -> None:
+    """Unknown embedder or missing weights: an error now rather than after generation."""
+    from hafm_core.fad.embedders import resolve_protocol
+    from hafm_core.weights import weights_path
+
+    resolve_protocol(embedder)
+    if embedder in ("vggish", "encodec"):
+        weights_path(embedder)
+
+
+@dataclass(frozen=True)
+class Launch:
+    run: BenchmarkRun
+    reused: bool  # True when a live run with the same parameters already existed
+
+
+def sampling_parameters() -> dict:
+    return {"temperature": constants.DEFAULT_TEMPERATURE, "top_k": constants.DEFAULT_TOP_K,
+            "guidance_scale": constants.DEFAULT_GUIDANCE_SCALE}
+
+
+def parameters_hash(checkpoint: Checkpoint, dataset: Dataset, systems: Sequence[str], n_excerpts: int,
+                    seed: int, embedder: str, parameters: dict) -> str:
+    """Everything that defines a run's results. The code version is recorded but not hashed:
+    relaunching after a commit reuses the run instead of silently duplicating it."""
+    identity = {"checkpoint": checkpoint.content_hash, "dataset": dataset.manifest_hash,
+                "systems": sorted(systems), "n_excerpts": n_excerpts, "seed": seed,
+                "embedder": embedder, "parameters": parameters}
+    return sha256_bytes(json.dumps(identity, sort_keys=True).encode())
+
+
+def choose_excerpts(dataset: Dataset, n_excerpts: int | None, seed: int) -> list[tuple[str, str, str]]:
+    """(id, key, track) of the run's excerpts: the test split when there is one, seeded order,
+    tracks taken round-robin so excerpts spread over songs. One query."""
+    rows = list(Excerpt.objects.filter(dataset=dataset).order_by("key").values_list("id", "key", "track", "split"))
+    test_rows = [r for r in rows if r[3] == "test"]
+    rows = test_rows or rows
+    if n_excerpts is not None and n_excerpts > len(rows):
+        split = "test split of " if test_rows else ""
+        raise LaunchError(f"the {split}dataset {dataset} has {len(rows)} excerpts; ask for at most "
+                          f"{len(rows)} (--excerpts {len(rows)})")
+    order = np.random.default_rng(seed).permutation(len(rows))
+    seen: dict[str, int] = {}
+    ranked = []
+    for index in order:
+        track = rows[index][2]
+        ranked.append((seen.get(track, 0), len(ranked), rows[index]))
+        seen[track] = seen.get(track, 0) + 1
+    ranked.sort()
+    chosen = [row[:3] for _, _, row in ranked]
+    return chosen[:n_excerpts] if n_excerpts else chosen
+
+
+def clip_seed(run_seed: int, excerpt_key: str) -> int:
+    """Per-excerpt seed shared by every system: the comparison is paired."""
+    return int(sha256_bytes(f"{run_seed}:{excerpt_key}".encode())[:15], 16)
+
+
+def plan_clips(run: BenchmarkRun, excerpts: Sequence[tuple]) -> int:
+    """One pending clip per (excerpt, system) in ONE statement, whatever the number of clips.
+
+    `bulk_create` splits into batches of 999 parameters on SQLite (76 clips per INSERT), so
+    the query count would grow with the run; `executemany` of one prepared INSERT does not.
+    """
+    clips = [GeneratedClip(run=run, excerpt_id=excerpt_id, system=system, seed=clip_seed(run.seed, key))
+             for excerpt_id, key, _ in excerpts for system in run.systems]
+    fields = [f for f in GeneratedClip._meta.concrete_fields]
+    quote = connection.ops.quote_name
+    sql = (f"INSERT INTO {quote(GeneratedClip._meta.db_table)} "
+           f"({', '.join(quote(f.column) for f in fields)}) VALUES ({', '.join(['%s'] * len(fields))})")
+    rows = [[f.get_db_prep_save(f.pre_save(clip, add=True), connection) for f in fields] for clip in clips]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+    return len(clips)
+
+
+def launch_run(*, checkpoint: Checkpoint, dataset: Dataset, systems: Sequence[str], n_excerpts: int | None,
+               seed: int, embedder: str, created_by=None, queue: str | None = None,
+               dispatch: bool = True) -> Launch:
+    """Create and plan a run, or return the live run with the same parameters."""
+    systems = check_systems(systems)
+    missing = [s for s in needed_stages(systems) if s not in checkpoint.stages]
+    if missing:
+        raise CheckpointError(f"checkpoint {checkpoint.path} has no stage {missing[0]!r}, needed by "
+                              f"{[s for s in systems if missing[0] in SYSTEM_STAGES[s]]}")
+    check_embedder(embedder)
+    excerpts = choose_excerpts(dataset, n_excerpts, seed)
+    parameters = {"sampling": sampling_parameters(), "excerpts": [key for _, key, _ in excerpts],
+                  "clips_per_task": CLIPS_PER_TASK}
+    digest = parameters_hash(checkpoint, dataset, systems, len(excerpts), seed, embedder,
+                             parameters["sampling"])
+    existing = live_run(digest)
+    if existing is not None:
+        return Launch(existing, reused=True)
+    try:
+        with transaction.atomic():
+            run = BenchmarkRun.objects.create(
+                checkpoint=checkpoint, dataset=dataset, systems=list(systems), n_excerpts=len(excerpts),
+                seed=seed, embedder=embedder, parameters=parameters, parameters_hash=digest,
+                code_version=code_version(), created_by=created_by,
+                queue=queue or settings.CELERY_TASK_DEFAULT_QUEUE,
+            )
+            plan_clips(run, excerpts)
+            if dispatch:
+                transaction.on_commit(lambda: dispatch_run(run.id))
+    except IntegrityError:
+        # Another launch with the same parameters committed first: reuse it.
+        existing = live_run(digest)
+        if existing is None:
+            raise
+        return Launch(existing, reused=True)
+    return Launch(run, reused=False)
+
+
+def live_run(digest: str) -> BenchmarkRun | None:
+    return (BenchmarkRun.objects.select_related("checkpoint", "dataset")
+            .filter(parameters_hash=digest, status__in=["pending", "running", "done"]).first())
+
+
+def launch_benchmark(*, checkpoint_path: str, dataset_spec: str, systems: Sequence[str],
+                     n_excerpts: int | None, seed: int, embedder: str = DEFAULT_EMBEDDER,
+                     created_by=None, queue: str | None = None, progress: bool = False) -> Launch:
+    """Everything a user names on the command line or the form -> a planned, dispatched run."""
+    systems = check_systems(systems)
+    check_embedder(embedder)
+    checkpoint = register_checkpoint(checkpoint_path, needed_stages(systems))
+    dataset = register_dataset(dataset_spec, progress=progress)
+    return launch_run(checkpoint=checkpoint, dataset=dataset, systems=systems, n_excerpts=n_excerpts,
+                      seed=seed, embedder=embedder, created_by=created_by, queue=queue)
+
+
+def get_run(run_id) -> BenchmarkRun:
+    """A run by its UUID (or a unique prefix of it, as printed by the CLI)."""
+    text = str(run_id).strip().lower()
+    runs = BenchmarkRun.objects.select_related("checkpoint", "dataset")
+    try:
+        return runs.get(id=text)
+    except (BenchmarkRun.DoesNotExist, ValidationError):
+        pass
+    # A prefix: compare on the text form, in Python (run ids are few; this is the CLI's path).
+    matches = [r for r in BenchmarkRun.objects.values_list("id", flat=True) if str(r).startswith(text)]
+    if len(matches) != 1:
+        raise LaunchError(f"no benchmark run {run_id!r}" if not matches else
+                          f"run id prefix {run_id!r} matches {len(matches)} runs; give more characters")
+    return runs.get(id=matches[0])
+
+
+def dispatch_run(run_id) -> int:
+    """Send the work still missing to the run's queue; returns the number of tasks sent.
+
+    Pending clips -> `generate_clips` tasks; everything generated -> the measure step.
+    Safe to call twice: tasks skip clips already done (acks_late may redeliver anyway).
+    """
+    from evalsite.services.benchmark_work import advance
+
+    run = BenchmarkRun.objects.get(id=run_id)
+    if not run.is_active:
+        return 0
+    pending = list(GeneratedClip.objects.filter(run=run, status=GeneratedClip.Status.PENDING)
+                   .order_by("excerpt__key", "system").values_list("id", "system"))
+    if not pending:
+        return advance(run.id)
+    by_system: dict[str, list[str]] = {}
+    for clip_id, system in pending:
+        by_system.setdefault(system, []).append(str(clip_id))
+    batches = []
+    for system in run.systems:
+        ids = by_system.get(system, [])
+        batches += [ids[i:i + CLIPS_PER_TASK] for i in range(0, len(ids), CLIPS_PER_TASK)]
+    send_tasks("evalsite.benchmarks.generate_clips", [(str(run.id), batch) for batch in batches], run.queue)
+    return len(batches)
+
+
+def send_tasks(name: str, argument_lists: Sequence[tuple], queue: str) -> None:
+    """Send tasks by name over one broker connection (the broker the app is configured with now)."""
+    from evalsite.celery import app
+
+    task = app.tasks[name]
+    with app.connection_for_write() as broker:
+        for args in argument_lists:
+            task.apply_async(args=list(args), queue=queue, connection=broker)
+
+
+def cancel_run(run: BenchmarkRun) -> BenchmarkRun:
+    """Stop a live run: tasks still queued find it cancelled and do nothing. Clips done stay."""
+    updated = BenchmarkRun.objects.filter(id=run.id, status__in=BenchmarkRun.ACTIVE).update(
+        status=BenchmarkRun.Status.CANCELLED, finished=timezone.now())
+    run.refresh_from_db()
+    if not updated and run.status != BenchmarkRun.Status.CANCELLED:
+        raise LaunchError(f"run {run.id} is {run.status}; only a pending or running run can be cancelled")
+    return run
+
+
+def resume_run(run: BenchmarkRun, retry_failed: bool = True) -> int:
+    """Re-dispatch what is missing after a crash or a cancel; returns the number of tasks sent.
+
+    Clips already done are kept and never redone. Failed clips are retried when
+    `retry_failed`. A cancelled or failed run becomes live again, unless another live run
+    with the same parameters was launched meanwhile.
+    """
+    if run.status == BenchmarkRun.Status.DONE:
+        raise LaunchError(f"run {run.id} is done; there is nothing to resume")
+    try:
+        with transaction.atomic():
+            if retry_failed:
+                GeneratedClip.objects.filter(run=run, status=GeneratedClip.Status.FAILED).update(
+                    status=GeneratedClip.Status.PENDING, error="")
+            has_pending = GeneratedClip.objects.filter(run=run, status=GeneratedClip.Status.PENDING).exists()
+            phase = BenchmarkRun.Phase.GENERATE if has_pending else (
+                run.phase if run.phase != BenchmarkRun.Phase.FINISHED else BenchmarkRun.Phase.MEASURE)
+            status = BenchmarkRun.Status.RUNNING if run.started else BenchmarkRun.Status.PENDING
+            BenchmarkRun.objects.filter(id=run.id).update(status=status, phase=phase, error="", finished=None)
+    except IntegrityError as error:
+        other = live_run(run.parameters_hash)
+        raise LaunchError(f"run {run.id} cannot be resumed: run {other.id if other else '?'} with the "
+                          "same parameters is live; follow that one") from error
+    run.refresh_from_db()
+    return dispatch_run(run.id)
