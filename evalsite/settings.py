@@ -137,7 +137,7 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("HAFM_CELERY_QUEUE", "hafm")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 if CELERY_BROKER_URL.startswith("redis"):
     # A task unacknowledged this long is handed to another worker (acks_late + a killed worker).
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("HAFM_VISIBILITY_TIMEOUT_S", "3600"))}
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = SECURE_SSL

@@ -10,3 +10,7 @@ from evalsite.models.benchmarks import (
 )
 
 __all__ = ["BenchmarkRun", "Checkpoint", "Dataset", "Excerpt", "GeneratedClip", "SystemResult"]
+
+from evalsite.models.fad import FadResult, FadShard  # noqa: E402
+
+__all__ += ["FadResult", "FadShard"]

@@ -1,0 +1,139 @@
+"""FAD map/reduce on Celery: idempotent shards, the results page, and a real worker killed mid-shard."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+from django.urls import reverse
+
+from evalsite.celery import app
+from evalsite.models import FadResult, FadShard
+from evalsite.services import fad as fad_services
+from hafm_core.fad.cache import EmbeddingCache
+from hafm_core.fad.compute import compute_fad
+from hafm_core.fad.embedders import load_embedder
+from tests.conftest import ROOT, current_database_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def eager_tasks(tmp_path, monkeypatch):
+    """Tasks run in this process (no broker): the map/reduce logic without the transport."""
+    monkeypatch.setenv("HAFM_CACHE_DIR", str(tmp_path / "cache"))
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
+def wait_for(predicate, timeout_s: float, what: str, poll_s: float = 0.2):
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(poll_s)
+
+
+def test_sharded_job_equals_the_single_pass_and_a_redelivered_shard_adds_nothing(audio_sets, eager_tasks, client):
+    result = fad_services.start_fad(str(audio_sets["background"]), str(audio_sets["eval"]), "logmel",
+                                    with_ci=True, shard_files=3)
+    result.refresh_from_db()
+    local = compute_fad(audio_sets["background"], audio_sets["eval"], load_embedder("logmel", device="cpu"),
+                        with_ci=True)
+    assert result.status == FadResult.Status.DONE, result.error
+    assert result.n_shards == 6  # 8 files per side in shards of 3
+    # rank-deficient covariances (40 frames, 64 dims): merge order moves FAD at the 1e-9 level
+    assert result.fad == pytest.approx(local.fad, rel=1e-6)
+    assert (result.ci_low, result.ci_high) == (pytest.approx(local.ci.low, rel=1e-6), pytest.approx(local.ci.high, rel=1e-6))
+    assert (result.n_background, result.n_eval, result.n_eval_frames) == (8, 8, local.n_eval_frames)
+    assert result.weights_hash == local.weights_hash and result.code_version
+    # A second delivery of a done shard changes nothing.
+    shard = result.shards.get(side=FadShard.Side.EVAL, index=0)
+    outcome = fad_services.run_shard(shard.id)
+    assert outcome["skipped"] is True
+    shard.refresh_from_db()
+    assert shard.attempts == 1
+    assert FadResult.objects.get(id=result.id).fad == result.fad
+    # The results page lists it with its interval.
+    page = client.get(reverse("evalsite:fad_results")).content.decode()
+    assert f"fad-{result.id}" in page
+    assert f"{result.ci_low:.4f}" in page and f"{result.fad:.4f}" in page
+
+
+def test_bad_audio_fails_the_job_with_the_file_named(tmp_path, audio_sets, eager_tasks):
+    folder = tmp_path / "eval"
+    shutil.copytree(audio_sets["eval"], folder)
+    (folder / "song03.wav").write_bytes(b"not audio at all")
+    result = fad_services.start_fad(str(audio_sets["background"]), str(folder), "logmel", shard_files=4)
+    result.refresh_from_db()
+    assert result.status == FadResult.Status.FAILED
+    assert "song03.wav" in result.error and result.fad is None
+
+
+def fad_cli(args, env):
+    completed = subprocess.run([sys.executable, "-m", "hafm_core", "fad", *args], cwd=ROOT, env=env,
+                               capture_output=True, text=True, timeout=180)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout), completed.stderr
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_killed_worker_loses_nothing_and_counts_nothing_twice(audio_sets, tmp_path, redis_url, celery_worker_factory):
+    background, evaluation = tmp_path / "background", tmp_path / "eval"
+    shutil.copytree(audio_sets["background"], background)
+    shutil.copytree(audio_sets["eval"], evaluation)
+    common = {"HAFM_DEVICE": "cpu", "OMP_NUM_THREADS": "1", "HAFM_VISIBILITY_TIMEOUT_S": "2"}
+
+    # 1. Undisturbed, through the command line a user runs.
+    calm = {**common, "HAFM_CACHE_DIR": str(tmp_path / "cache-calm")}
+    worker = celery_worker_factory(redis_url, env=calm)
+    cli_env = {**os.environ, **calm, "CELERY_BROKER_URL": redis_url, "HAFM_CELERY_QUEUE": worker.queue,
+               "DATABASE_URL": current_database_url()}
+    undisturbed, progress = fad_cli([str(background), str(evaluation), "--embedder", "logmel", "--distributed",
+                                     "--json", "--ci", "--shard-files", "8"], cli_env)
+    assert undisturbed["mode"] == "distributed" and "FAD job" in progress
+    assert (undisturbed["n_background"], undisturbed["n_eval"]) == (8, 8)
+    worker.stop()
+
+    # 2. The same job; the worker is SIGKILLed inside the eval shard, after its first batch of
+    # files is embedded and cached, while it waits to read song05 (a FIFO nobody writes to).
+    crash = {**common, "HAFM_CACHE_DIR": str(tmp_path / "cache-crash")}
+    blocked = evaluation / "song05.wav"
+    original = blocked.read_bytes()
+    blocked.unlink()
+    os.mkfifo(blocked)
+    worker = celery_worker_factory(redis_url, env=crash)
+    result = fad_services.start_fad(str(background), str(evaluation), "logmel", with_ci=True, shard_files=8,
+                                    queue=worker.queue, broker_url=redis_url)
+    eval_shard = FadShard.objects.get(result=result, side=FadShard.Side.EVAL)
+    wait_for(lambda: FadShard.objects.get(id=eval_shard.id).files_done >= 4, 90, "the first eval batch")
+    time.sleep(0.5)
+    worker.kill()
+    eval_shard.refresh_from_db()
+    assert eval_shard.status == FadShard.Status.PENDING and eval_shard.attempts == 1
+    assert FadResult.objects.get(id=result.id).status == FadResult.Status.RUNNING
+    cached = list(EmbeddingCache(tmp_path / "cache-crash" / "fad").root.rglob("*.npy"))
+    assert len(cached) == 8 + 4  # background shard and the first eval batch
+
+    # 3. Restart: the unacknowledged shard is delivered again and the job completes.
+    blocked.unlink()
+    blocked.write_bytes(original)
+    time.sleep(2.5)  # past the visibility timeout, so the restarted worker restores the message
+    restarted = celery_worker_factory(redis_url, queue=worker.queue, env=crash)
+    wait_for(lambda: FadResult.objects.get(id=result.id).status not in FadResult.ACTIVE, 120,
+             f"the job to finish; worker log:\n{restarted.log()[-2000:]}")
+    result.refresh_from_db()
+    assert result.status == FadResult.Status.DONE, result.error
+    assert result.fad == pytest.approx(undisturbed["fad"], rel=1e-6)
+    assert (result.n_background, result.n_eval) == (8, 8)
+    assert (result.n_background_frames, result.n_eval_frames) == (
+        undisturbed["n_background_frames"], undisturbed["n_eval_frames"])
+    assert result.ci_low == pytest.approx(undisturbed["ci"]["low"], rel=1e-6)
+    shards = {s.side: s for s in result.shards.all()}
+    assert shards[FadShard.Side.EVAL].attempts == 2 and shards[FadShard.Side.BACKGROUND].attempts == 1
