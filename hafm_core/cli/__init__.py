@@ -22,6 +22,7 @@ COMMANDS = {
     "benchmark": "evalsite.cli_benchmark",
     "doctor": "hafm_core.cli.doctor",
     "fad": "hafm_core.cli.fad",
+    "fit": "hafm_core.cli.fit",
     "regress": "hafm_core.cli.regress",
     "weights": "hafm_core.cli.weights",
 }

@@ -1,0 +1,88 @@
+"""`hafm fit VOCALS ACCOMPANIMENTS [--json]`: musical fit of accompaniments to their vocals.
+
+Files are paired by their path relative to each folder without the suffix
+(`VOCALS/song/0001.wav` with `ACCOMPANIMENTS/song/0001.flac`); unmatched names are reported.
+Each pair gets a status and, when `ok`, the metrics of `hafm_core.fit`; the summary gives the
+mean of each metric over ok excerpts with a 95% percentile-bootstrap CI over excerpts.
+Exit 0 when at least one excerpt was measured, 1 when none was, 2 for bad folders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+HELP = "rhythm and harmony fit of accompaniments to vocals, over two folders paired by file name"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("vocals", help="folder of vocal excerpts")
+    parser.add_argument("accompaniments", help="folder of accompaniments, same file names as the vocals")
+    parser.add_argument("--device", help="torch device for CREPE (default HAFM_DEVICE, else cuda when available)")
+    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def format_report(data: dict) -> str:
+    lines = []
+    for result in data["results"]:
+        if result["status"] == "ok":
+            lines.append(f"{result['name']}: fit {result['fit_score']:.3f} (rhythm {result['rhythm_score']:.3f}, "
+                         f"harmony {result['harmony_score']:.3f})")
+        else:
+            lines.append(f"{result['name']}: {result['status']}: {result['detail']}")
+    summary = data["summary"]
+    lines.append(f"{summary['n_ok']} of {summary['n_excerpts']} excerpts measured; "
+                 + ", ".join(f"{status} {count}" for status, count in sorted(summary["statuses"].items())))
+    for name, stats in summary["metrics"].items():
+        if stats["mean"] is None:
+            continue
+        ci = (f"  95% CI {stats['ci_low']:.3f} to {stats['ci_high']:.3f}" if stats["ci_low"] is not None else "")
+        lines.append(f"  {name:<24} {stats['mean']:.3f}{ci}")
+    for role in ("vocals_only", "accompaniments_only"):
+        if data["unmatched"][role]:
+            lines.append(f"unmatched ({role.replace('_', ' ')}): {', '.join(data['unmatched'][role])}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from dataclasses import asdict
+
+    from tqdm import tqdm
+
+    from hafm_core.errors import DatasetError
+    from hafm_core.fit import DEFAULT_CONFIG, fit_path_pairs, pair_folders, summarize
+    from hafm_core.provenance import code_version
+
+    pairing = pair_folders(args.vocals, args.accompaniments)
+    if not pairing.pairs:
+        raise DatasetError(f"no file name of {args.vocals} matches one of {args.accompaniments} "
+                           f"({len(pairing.vocals_only)} vocals, {len(pairing.accompaniments_only)} accompaniments)")
+    for role, names in (("vocal", pairing.vocals_only), ("accompaniment", pairing.accompaniments_only)):
+        if names:
+            print(f"hafm fit: {len(names)} {role} file(s) without a partner: {', '.join(names[:10])}"
+                  + (" ..." if len(names) > 10 else ""), file=sys.stderr)
+
+    model = None
+    if args.device:
+        from hafm_core.crepe import CrepeTiny
+
+        model = CrepeTiny.load(args.device)
+    with tqdm(total=len(pairing.pairs), unit="excerpt", desc="fit", file=sys.stderr,
+              mininterval=0.5, leave=False) as bar:
+        results = fit_path_pairs([(v, a) for _, v, a in pairing.pairs], names=[n for n, _, _ in pairing.pairs],
+                                 model=model, progress=bar.update)
+    data = {
+        "vocals": str(args.vocals),
+        "accompaniments": str(args.accompaniments),
+        "n_pairs": len(pairing.pairs),
+        "unmatched": {"vocals_only": pairing.vocals_only, "accompaniments_only": pairing.accompaniments_only},
+        "results": [result.to_dict() for result in results],
+        "summary": summarize(results, n_resamples=args.resamples, seed=args.seed),
+        "config": asdict(DEFAULT_CONFIG),
+        "code_version": code_version(),
+    }
+    print(json.dumps(data, allow_nan=False) if args.json else format_report(data))
+    return 0 if data["summary"]["n_ok"] else 1
