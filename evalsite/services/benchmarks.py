@@ -94,26 +94,34 @@ def dataset_dir(spec: DatasetSpec) -> Path:
     return Path(settings.MEDIA_ROOT) / "datasets" / f"{spec.kind}-{slug}"
 
 
+def _tracks(spec: DatasetSpec):
+    from hafm_core.data import sources
+
+    if spec.kind == Dataset.Kind.MUSDB18:
+        return sources.musdb_tracks(spec.path)
+    if spec.kind == Dataset.Kind.STEMS:
+        return sources.stem_folder_tracks(spec.path)
+    if spec.kind == Dataset.Kind.SAMPLE:
+        return sources.sample_track(split="test")
+    return sources.synthetic_tracks(spec.n_tracks)
+
+
 def register_dataset(spec_text: str, progress: bool = False) -> Dataset:
     """Prepare the dataset (once per spec) and record it with its excerpts.
 
-    Preparation is the audio engineer's `hafm_core.data.prepare`; a prepared folder whose
-    manifest exists is reused. The same manifest content is the same Dataset row.
+    Preparation is `hafm_core.data.prepare` (as `hafm data prepare`) into the media folder;
+    a folder whose manifest exists is reused. The same manifest content is the same Dataset
+    row. A folder without stems is the `DatasetError` of `hafm_core.data.sources`.
     """
+    from hafm_core.data.manifest import MANIFEST_NAME, read_manifest
     from hafm_core.data.prepare import prepare_dataset
-
-    from hafm_core.data import manifest as manifest_io
 
     spec = parse_dataset_spec(spec_text)
     out_dir = dataset_dir(spec)
-    manifest_path = out_dir / manifest_io.MANIFEST_NAME
+    manifest_path = out_dir / MANIFEST_NAME
     if not manifest_path.is_file():
-        prepare_dataset(spec.kind, spec.path or None, out_dir, n_tracks=spec.n_tracks or None,
-                        progress=progress)
-    records = manifest_io.read_manifest(manifest_path)
-    if not records:
-        raise DatasetError(f"{spec.text}: the prepared manifest {manifest_path} lists no excerpt "
-                           "(no track with active vocals?)")
+        prepare_dataset(_tracks(spec), out_dir, progress=progress)
+    records = read_manifest(manifest_path)
     manifest_hash = sha256_bytes(manifest_path.read_bytes())
     with transaction.atomic():
         dataset, created = Dataset.objects.get_or_create(
@@ -121,9 +129,11 @@ def register_dataset(spec_text: str, progress: bool = False) -> Dataset:
             defaults={"kind": spec.kind, "source": spec.text, "manifest_path": str(manifest_path)},
         )
         if created:
-            Excerpt.objects.bulk_create(
-                [Excerpt(dataset=dataset, **manifest_io.excerpt_fields(record, manifest_path.parent))
-                 for record in records])
+            Excerpt.objects.bulk_create([
+                Excerpt(dataset=dataset, key=r.excerpt_id, track=r.track, split=r.split, start_s=r.start_s,
+                        duration_s=r.duration_s, vocal_path=str(r.vocal_file(out_dir)),
+                        accompaniment_path=str(r.accompaniment_file(out_dir)), content_hash=r.content_sha256)
+                for r in records])
     return dataset
 
 
