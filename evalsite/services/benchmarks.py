@@ -113,14 +113,17 @@ def register_dataset(spec_text: str, progress: bool = False) -> Dataset:
     a folder whose manifest exists is reused. The same manifest content is the same Dataset
     row. A folder without stems is the `DatasetError` of `hafm_core.data.sources`.
     """
+    from hafm_core.cli.data import SAMPLE_EXCERPT_S
     from hafm_core.data.manifest import MANIFEST_NAME, read_manifest
-    from hafm_core.data.prepare import prepare_dataset
+    from hafm_core.data.prepare import PrepareConfig, prepare_dataset
 
     spec = parse_dataset_spec(spec_text)
     out_dir = dataset_dir(spec)
     manifest_path = out_dir / MANIFEST_NAME
     if not manifest_path.is_file():
-        prepare_dataset(_tracks(spec), out_dir, progress=progress)
+        # The stempeg sample lasts 6.08 s: it is cut like `hafm data prepare --sample` does.
+        config = PrepareConfig(excerpt_s=SAMPLE_EXCERPT_S) if spec.kind == Dataset.Kind.SAMPLE else PrepareConfig()
+        prepare_dataset(_tracks(spec), out_dir, config, progress=progress)
     records = read_manifest(manifest_path)
     manifest_hash = sha256_bytes(manifest_path.read_bytes())
     with transaction.atomic():
@@ -144,20 +147,20 @@ def register_checkpoint(path: str | Path, stages: Sequence[str] = SYSTEM_STAGES[
     A missing stage, a partial or corrupt file, or stages that do not fit together raise
     `CheckpointError` naming the stage and field; nothing is recorded then.
     """
-    from hafm_core.checkpoint import cascade_hash, load_cascade
+    from hafm_core.checkpoint import cascade_hash, checkpoint_path, load_cascade
 
     root = Path(path).expanduser().resolve()
     if not root.is_dir():
         raise CheckpointError(f"checkpoint folder {root} does not exist (expected "
                               f"{root}/ar_semantic/ckpt_best.pt, ar_coarse/..., ar_fine/...)")
-    present = tuple(s for s in SYSTEM_STAGES["three-stage"] if (root / f"ar_{s}").is_dir())
+    present = tuple(s for s in SYSTEM_STAGES["three-stage"] if checkpoint_path(root, s).is_file())
     models = load_cascade(root, tuple(stages)) if stages else {}
     config = {stage: model.config.to_dict() for stage, model in models.items()}
-    content_hash = cascade_hash(root, tuple(stages)) if stages else sha256_bytes(str(root).encode())
+    # The hash covers every stage file present, validated or not: a changed file is a new checkpoint.
+    content_hash = cascade_hash(root, present) if present else sha256_bytes(f"empty:{root}".encode())
     checkpoint, _ = Checkpoint.objects.get_or_create(
         content_hash=content_hash,
-        defaults={"name": name or root.name, "path": str(root), "stages": list(stages or present),
-                  "config": config},
+        defaults={"name": name or root.name, "path": str(root), "stages": list(present), "config": config},
     )
     return checkpoint
 
