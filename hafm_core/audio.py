@@ -13,7 +13,6 @@ A file that cannot be read is an `AudioDecodeError`; both name the file.
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import subprocess
 import warnings
@@ -23,8 +22,6 @@ import numpy as np
 
 from hafm_core.data.files import atomic_output
 from hafm_core.errors import AudioDecodeError, InvalidAudioError
-
-log = logging.getLogger(__name__)
 
 SOUNDFILE_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif")
 FFMPEG_SUFFIXES = (".mp3", ".mp4", ".m4a", ".aac")
@@ -168,12 +165,27 @@ def write_audio(path: str | Path, samples: np.ndarray, sample_rate_hz: int, subt
     return path
 
 
+def samples_sha256(samples: np.ndarray, sample_rate_hz: int) -> str:
+    """Content hash of audio: sha256 of the rate, the shape and the float32 little-endian samples.
+
+    Used instead of a file hash because libsndfile stamps float wavs with a time (PEAK chunk),
+    so the same samples written twice give different file bytes.
+    """
+    import hashlib
+
+    data = np.ascontiguousarray(samples, dtype="<f4")
+    digest = hashlib.sha256(f"{sample_rate_hz}:{data.shape}:".encode())
+    digest.update(data.tobytes())
+    return digest.hexdigest()
+
+
 def check_audio(samples: np.ndarray, sample_rate_hz: int, name: str | Path,
-                min_duration_s: float | None = None) -> np.ndarray:
-    """Return `samples` if usable, else `InvalidAudioError` naming `name`; warn on clipping.
+                min_duration_s: float | None = None, allow_silent: bool = False) -> np.ndarray:
+    """Return `samples` if usable, else `InvalidAudioError` naming `name`; `ClippingWarning` on clipping.
 
     Unusable: a layout other than [n] or [1 | 2, n], NaN or Inf, all silent (peak below
-    -100 dBFS), shorter than `min_duration_s`.
+    -100 dBFS; allowed with `allow_silent`, e.g. a track without bass), shorter than
+    `min_duration_s`.
     """
     samples = np.asarray(samples)
     if samples.ndim not in (1, 2) or (samples.ndim == 2 and samples.shape[0] not in (1, 2)):
@@ -191,12 +203,11 @@ def check_audio(samples: np.ndarray, sample_rate_hz: int, name: str | Path,
         raise InvalidAudioError(f"{name}: {duration_s:.2f} s long, shorter than the requested "
                                 f"{min_duration_s:g} s excerpt")
     peak = float(np.abs(samples).max())
-    if peak < SILENCE_PEAK:
+    if peak < SILENCE_PEAK and not allow_silent:
         raise InvalidAudioError(f"{name}: all silent (peak {peak:.2e}, below -100 dBFS)")
     clipped = int((np.abs(samples) >= CLIP_LEVEL).sum())
     if clipped:
         message = f"{name}: {clipped} samples at full scale (|x| >= {CLIP_LEVEL}); the audio is probably clipped"
-        log.warning(message)
         warnings.warn(message, ClippingWarning, stacklevel=2)
     return samples
 

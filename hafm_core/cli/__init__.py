@@ -20,10 +20,12 @@ from hafm_core.errors import HafmError
 # name -> module path. Keep alphabetical; one line per command.
 COMMANDS = {
     "benchmark": "evalsite.cli_benchmark",
+    "data": "hafm_core.cli.data",
     "doctor": "hafm_core.cli.doctor",
     "fad": "hafm_core.cli.fad",
     "fit": "hafm_core.cli.fit",
     "regress": "hafm_core.cli.regress",
+    "tokenize": "hafm_core.cli.tokenize",
     "weights": "hafm_core.cli.weights",
 }
 
