@@ -1,0 +1,183 @@
+"""Reads of the listening app: who is this browser, where are they, how far is a study, exports.
+
+Export column names are a contract (ARCHITECTURE.md, analysis dashboards, `hafm analyze`):
+PREFERENCE_COLUMNS, RATING_COLUMNS and PARTICIPANT_COLUMNS only ever grow.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import pandas as pd
+from django.db.models import Count, Q, QuerySet
+from django.utils.crypto import constant_time_compare
+
+from listening.models import Item, Participant, Rating, Study, Trial
+
+PREFERENCE_COLUMNS = [
+    "participant", "excerpt", "system_left", "system_right", "chosen", "chosen_system", "comparison",
+    "trial_type", "is_catch", "catch_passed", "plays_left", "plays_right", "response_time_ms", "position",
+    "answered_at", "trial", "study",
+]
+RATING_COLUMNS = [
+    "participant", "excerpt", "system", "attribute", "score", "plays", "plays_to_end", "response_time_ms",
+    "position", "answered_at", "trial", "study",
+]
+PARTICIPANT_COLUMNS = [
+    "participant", "external_id", "platform", "platform_study_id", "platform_session_id", "status",
+    "screening", "screening_score", "screening_attempts", "n_preferences", "n_ratings", "n_catch",
+    "n_catch_passed", "catch_accuracy", "started_at", "completed_at", "ended_at", "duration_s",
+    "median_response_time_ms",
+]
+PAIR_KINDS = (Trial.Kind.PREFERENCE, Trial.Kind.CATCH_MANIPULATED, Trial.Kind.CATCH_REPEAT)
+
+
+def study_by_public_id(public_id) -> Study | None:
+    return Study.objects.filter(public_id=public_id).first()
+
+
+def participant_for_session(study: Study, binding: list | None) -> Participant | None:
+    """The participant a session's [public_id, nonce] binding names, if the nonce is still current."""
+    if not binding or len(binding) != 2:
+        return None
+    participant = Participant.objects.select_related("study").filter(study=study, public_id=binding[0]).first()
+    if participant is None or not constant_time_compare(participant.session_nonce, str(binding[1])):
+        return None
+    return participant
+
+
+def next_step(participant: Participant) -> str:
+    """The page a participant belongs on: screening, instructions, trial or done."""
+    if participant.study.status == Study.Status.CLOSED or participant.status not in Participant.ACTIVE:
+        return "done"
+    if participant.status == Participant.Status.STARTED:
+        return "screening"
+    if not participant.practice_done:
+        return "instructions"
+    return "trial"
+
+
+def comparison_label(system_a: str, system_b: str) -> str:
+    return f"{system_a} vs {system_b}"
+
+
+def study_progress(study: Study) -> dict:
+    """Judgments per comparison and per item, listeners by status, catch accuracy."""
+    items = list(Item.objects.filter(study=study).select_related("stimulus_a", "stimulus_b")
+                 .order_by("kind", "excerpt", "id"))
+    comparisons: dict[str, dict] = defaultdict(lambda: {"judged": 0, "quota": 0})
+    for item in items:
+        key = (comparison_label(item.stimulus_a.system, item.stimulus_b.system)
+               if item.kind == Item.Kind.PREFERENCE else f"rating: {item.stimulus_a.system}")
+        comparisons[key]["judged"] += item.n_judged
+        comparisons[key]["quota"] += item.quota
+    statuses = Counter(Participant.objects.filter(study=study).values_list("status", flat=True))
+    catch = Trial.objects.filter(participant__study=study, status=Trial.Status.ANSWERED, catch_passed__isnull=False)
+    n_catch = catch.count()
+    judged, quota = sum(i.n_judged for i in items), sum(i.quota for i in items)
+    return {
+        "comparisons": [{"name": k, **v} for k, v in comparisons.items()],
+        "items": items,
+        "participants": {status.label: statuses.get(status.value, 0) for status in Participant.Status},
+        "n_participants": sum(statuses.values()),
+        "judged": judged, "quota": quota, "fraction": judged / quota if quota else 0.0,
+        "n_catch": n_catch, "catch_accuracy": catch.filter(catch_passed=True).count() / n_catch if n_catch else None,
+    }
+
+
+def _answered(study: Study, kinds) -> QuerySet[Trial]:
+    return (Trial.objects.filter(participant__study=study, status=Trial.Status.ANSWERED, kind__in=kinds)
+            .select_related("participant", "stimulus_left", "stimulus_right", "item__stimulus_a",
+                            "item__stimulus_b", "repeat_of__item__stimulus_a", "repeat_of__item__stimulus_b")
+            .order_by("participant_id", "position"))
+
+
+def _comparison_of(trial: Trial) -> str:
+    item = trial.item or (trial.repeat_of.item if trial.repeat_of else None)
+    return comparison_label(item.stimulus_a.system, item.stimulus_b.system) if item else ""
+
+
+def preferences_frame(study: Study) -> pd.DataFrame:
+    """One row per answered 2AFC judgment (catch trials flagged; practice left out)."""
+    rows = []
+    for trial in _answered(study, PAIR_KINDS):
+        left, right = trial.stimulus_left.label, trial.stimulus_right.label
+        rows.append({
+            "participant": str(trial.participant.public_id), "excerpt": trial.stimulus_left.excerpt,
+            "system_left": left, "system_right": right, "chosen": trial.chosen,
+            "chosen_system": left if trial.chosen == "left" else right, "comparison": _comparison_of(trial),
+            "trial_type": trial.kind, "is_catch": trial.is_catch, "catch_passed": trial.catch_passed,
+            "plays_left": trial.plays_left, "plays_right": trial.plays_right,
+            "response_time_ms": trial.response_time_ms, "position": trial.position,
+            "answered_at": trial.answered_at.isoformat(), "trial": str(trial.public_id), "study": study.name,
+        })
+    frame = pd.DataFrame(rows, columns=PREFERENCE_COLUMNS)
+    return frame.astype({"is_catch": bool, "response_time_ms": "Int64", "catch_passed": "boolean"})
+
+
+def ratings_frame(study: Study) -> pd.DataFrame:
+    """One row per (rated clip, attribute)."""
+    ratings = (Rating.objects.filter(trial__participant__study=study, trial__status=Trial.Status.ANSWERED)
+               .select_related("trial__participant", "trial__stimulus_left")
+               .order_by("trial__participant_id", "trial__position", "id"))
+    rows = [{
+        "participant": str(r.trial.participant.public_id), "excerpt": r.trial.stimulus_left.excerpt,
+        "system": r.trial.stimulus_left.label, "attribute": r.attribute, "score": r.score,
+        "plays": r.trial.plays_left, "plays_to_end": r.trial.ended_left, "response_time_ms": r.trial.response_time_ms,
+        "position": r.trial.position, "answered_at": r.trial.answered_at.isoformat(),
+        "trial": str(r.trial.public_id), "study": study.name,
+    } for r in ratings]
+    return pd.DataFrame(rows, columns=RATING_COLUMNS).astype({"response_time_ms": "Int64"})
+
+
+def _screening(participant: Participant) -> str:
+    if not participant.study.screening_enabled:
+        return "not required"
+    return {True: "passed", False: "failed", None: "pending"}[participant.screening_passed]
+
+
+def participants_frame(study: Study) -> pd.DataFrame:
+    """One row per participant: status, screening, catch accuracy, durations."""
+    counts: dict[int, Counter] = defaultdict(Counter)
+    times: dict[int, list[int]] = defaultdict(list)
+    answered = Trial.objects.filter(participant__study=study, status=Trial.Status.ANSWERED).exclude(
+        kind=Trial.Kind.PRACTICE).values_list("participant_id", "kind", "catch_passed", "response_time_ms")
+    for participant_id, kind, passed, response_ms in answered:
+        c = counts[participant_id]
+        c["rating" if kind == Trial.Kind.RATING else "preference" if kind == Trial.Kind.PREFERENCE else "catch"] += 1
+        c["catch_passed"] += bool(passed)
+        if response_ms is not None:
+            times[participant_id].append(response_ms)
+    rows = []
+    for p in Participant.objects.filter(study=study).select_related("study").order_by("started_at"):
+        c = counts[p.id]
+        end = p.completed_at or p.ended_at
+        rows.append({
+            "participant": str(p.public_id), "external_id": p.external_id, "platform": p.platform,
+            "platform_study_id": p.platform_study_id, "platform_session_id": p.platform_session_id,
+            "status": p.status, "screening": _screening(p), "screening_score": p.screening_score,
+            "screening_attempts": p.screening_attempts, "n_preferences": c["preference"], "n_ratings": c["rating"],
+            "n_catch": c["catch"], "n_catch_passed": c["catch_passed"],
+            "catch_accuracy": c["catch_passed"] / c["catch"] if c["catch"] else None,
+            "started_at": p.started_at.isoformat(), "completed_at": p.completed_at.isoformat() if p.completed_at else None,
+            "ended_at": end.isoformat() if end else None,
+            "duration_s": (end - p.started_at).total_seconds() if end else None,
+            "median_response_time_ms": float(pd.Series(times[p.id]).median()) if times[p.id] else None,
+        })
+    return pd.DataFrame(rows, columns=PARTICIPANT_COLUMNS).astype(
+        {"screening_score": "Int64", "catch_accuracy": "Float64", "duration_s": "Float64",
+         "median_response_time_ms": "Float64"})
+
+
+def study_frames(study: Study) -> dict[str, pd.DataFrame]:
+    """{'preferences': ..., 'ratings': ..., 'participants': ...}, the three exports as DataFrames."""
+    return {"preferences": preferences_frame(study), "ratings": ratings_frame(study),
+            "participants": participants_frame(study)}
+
+
+def studies_for_staff() -> QuerySet[Study]:
+    return Study.objects.annotate(
+        n_participants=Count("participants", distinct=True),
+        n_completed=Count("participants", distinct=True,
+                          filter=Q(participants__status=Participant.Status.COMPLETED)),
+    ).order_by("-created_at")

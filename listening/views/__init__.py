@@ -1,0 +1,1 @@
+"""Views of the listening app: listener pages and API, token-guarded audio, staff pages."""

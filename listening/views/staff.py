@@ -1,0 +1,114 @@
+"""Staff pages: studies, progress, status, CSV exports. Staff only (admin login)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from hafm_core.errors import HafmError
+from listening import exports, selectors, services
+from listening.exceptions import StudySetupError
+from listening.forms import CLIP_NAMING, StudyForm
+
+
+def _study(study_id):
+    study = selectors.study_by_public_id(study_id)
+    if study is None:
+        raise Http404("No such study")
+    return study
+
+
+@staff_member_required
+def study_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "listening/staff/list.html", {"studies": selectors.studies_for_staff()})
+
+
+def _stimuli_from_uploads(files, folder: Path) -> list[dict]:
+    """Save uploads under `folder` and pair each accompaniment with its excerpt's vocal."""
+    vocals: dict[str, str] = {}
+    accompaniments: dict[str, dict[str, str]] = defaultdict(dict)
+    for index, upload in enumerate(files):
+        stem, _, suffix = upload.name.rpartition(".")
+        excerpt, system = stem.split("__")
+        path = folder / f"{index}.{suffix or 'wav'}"
+        with open(path, "wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
+        if system == "vocal":
+            vocals[excerpt] = str(path)
+        else:
+            accompaniments[excerpt][system] = str(path)
+    missing = sorted(set(accompaniments) - set(vocals))
+    if missing:
+        raise StudySetupError(f"no vocal uploaded for excerpt(s) {missing}: add EXCERPT__vocal.wav")
+    return [{"excerpt": e, "system": s, "vocal_path": vocals[e], "accompaniment_path": p}
+            for e, systems in accompaniments.items() for s, p in systems.items()]
+
+
+@staff_member_required
+def study_create(request: HttpRequest) -> HttpResponse:
+    form = StudyForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        folder = Path(tempfile.mkdtemp(prefix="hafm-upload-"))
+        try:
+            study = services.create_study(
+                name=data["name"], stimuli=_stimuli_from_uploads(data["clips"], folder),
+                comparisons=data["comparisons"], attributes=data["attributes"],
+                quota_per_pair=data["quota_per_pair"], rating_quota_per_clip=data["rating_quota_per_clip"],
+                preference_trials=data["preference_trials"], rating_trials=data["rating_trials"],
+                catch_rate=data["catch_rate"], screening=data["screening"], completion_code=data["completion_code"],
+                screened_out_code=data["screened_out_code"], created_by=request.user)
+        except HafmError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, f"Study '{study.name}' created: {study.stimuli.count()} stimuli rendered.")
+            return redirect("listening:staff-detail", study.public_id)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return render(request, "listening/staff/create.html", {"form": form, "naming": CLIP_NAMING})
+
+
+@staff_member_required
+def study_detail(request: HttpRequest, study_id) -> HttpResponse:
+    study = _study(study_id)
+    services.expire_idle_participants(study)
+    listener_url = request.build_absolute_uri(reverse("listening:landing", args=[study.public_id]))
+    return render(request, "listening/staff/detail.html", {
+        "study": study, "progress": selectors.study_progress(study), "listener_url": listener_url,
+        "prolific_url": f"{listener_url}?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}&STUDY_ID={{{{%STUDY_ID%}}}}"
+                        f"&SESSION_ID={{{{%SESSION_ID%}}}}",
+        "exports": exports.EXPORT_NAMES, "statuses": study.Status.choices,
+    })
+
+
+@staff_member_required
+@require_POST
+def study_status(request: HttpRequest, study_id) -> HttpResponse:
+    study = _study(study_id)
+    try:
+        services.set_study_status(study, request.POST.get("status", ""))
+    except HafmError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Study is now {study.get_status_display()}.")
+    return redirect("listening:staff-detail", study.public_id)
+
+
+@staff_member_required
+def export_csv(request: HttpRequest, study_id, name: str) -> HttpResponse:
+    study = _study(study_id)
+    if name not in exports.EXPORT_NAMES:
+        raise Http404("No such export")
+    response = HttpResponse(exports.csv_text(study, name), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
