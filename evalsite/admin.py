@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from evalsite.models import BenchmarkRun, Checkpoint, Dataset, Excerpt, GeneratedClip
+from evalsite.models import BenchmarkRun, Checkpoint, Dataset, Excerpt, GeneratedClip, SystemResult
 
 
 @admin.register(Dataset)
@@ -39,7 +39,7 @@ class GeneratedClipInline(admin.TabularInline):
 
 @admin.register(BenchmarkRun)
 class BenchmarkRunAdmin(admin.ModelAdmin):
-    list_display = ("id", "checkpoint", "dataset", "status", "n_excerpts", "seed", "embedder", "created")
+    list_display = ("id", "checkpoint", "dataset", "status", "phase", "n_excerpts", "seed", "embedder", "created")
     list_filter = ("status", "embedder")
     list_select_related = ("checkpoint", "dataset")
     readonly_fields = ("id", "created", "started", "finished", "code_version", "parameters_hash", "timings")
@@ -52,3 +52,11 @@ class GeneratedClipAdmin(admin.ModelAdmin):
     list_filter = ("status", "system")
     list_select_related = ("run__checkpoint", "excerpt")
     search_fields = ("excerpt__key",)
+
+
+@admin.register(SystemResult)
+class SystemResultAdmin(admin.ModelAdmin):
+    list_display = ("run", "system", "fad", "fad_low", "fad_high", "n_eval", "embedder", "error")
+    list_filter = ("system", "embedder")
+    list_select_related = ("run__checkpoint",)
+    readonly_fields = ("id", "created")
