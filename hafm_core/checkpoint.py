@@ -1,0 +1,140 @@
+"""Cascade checkpoints: `CKPT/ar_<stage>/ckpt_{best,last}.pt`, written atomically.
+
+Each file is a dict holding at least `model_state` (the stage's state dict), `config` (the
+`ModelConfig` as a dict) and `global_step`; training adds the optimizer, scheduler and RNG
+states for exact resume. Every way a checkpoint can be unusable (missing, corrupt, partial,
+config edited, stages that do not fit together) is a `CheckpointError` naming the stage and the
+field.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+
+from hafm_core.errors import CheckpointError
+from hafm_core.model import HafmLM, ModelConfig
+from hafm_core.patterns import STAGES
+from hafm_core.provenance import sha256_bytes, sha256_file
+
+REQUIRED_FIELDS = ("model_state", "config", "global_step")
+
+
+def stage_dir(root: str | Path, stage: str) -> Path:
+    return Path(root) / f"ar_{stage}"
+
+
+def checkpoint_path(root: str | Path, stage: str, which: str = "best") -> Path:
+    """`root/ar_<stage>/ckpt_<which>.pt`; which is 'best' or 'last'."""
+    return stage_dir(root, stage) / f"ckpt_{which}.pt"
+
+
+def save_checkpoint(path: str | Path, payload: dict) -> None:
+    """torch.save to a temporary file in the same folder, then os.replace (atomic)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def read_checkpoint(path: str | Path, stage: str) -> dict:
+    """The payload of one checkpoint file, with its required fields checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"stage {stage!r}: no checkpoint at {path} "
+                              f"(train it with `hafm train --stage {stage}`)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+        raise CheckpointError(f"stage {stage!r}: checkpoint {path} is corrupt or not a torch file "
+                              f"({type(error).__name__}: {str(error).splitlines()[0][:160]})") from error
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"stage {stage!r}: checkpoint {path} holds a {type(payload).__name__}, "
+                              "expected a dict with model_state and config")
+    for field in REQUIRED_FIELDS:
+        if field not in payload:
+            raise CheckpointError(f"stage {stage!r}: checkpoint {path} has no field {field!r}")
+    return payload
+
+
+def config_from_payload(payload: dict, stage: str, path: Path) -> ModelConfig:
+    values = payload["config"]
+    if not isinstance(values, dict):
+        raise CheckpointError(f"stage {stage!r}: field 'config' of {path} is not a dict")
+    try:
+        config = ModelConfig.from_dict(values)
+    except KeyError as error:
+        raise CheckpointError(f"stage {stage!r}: field 'config.{error.args[0]}' of {path} is "
+                              "unknown or missing for this version of the model") from error
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"stage {stage!r}: field 'config' of {path} is invalid: {error}") from error
+    if config.stage != stage:
+        raise CheckpointError(f"stage {stage!r}: field 'config.stage' of {path} says "
+                              f"{config.stage!r}; the file is in the wrong folder")
+    return config
+
+
+def model_from_payload(payload: dict, stage: str, path: Path, device: str = "cpu") -> HafmLM:
+    """Rebuild the stage's model from the stored config and load its weights."""
+    config = config_from_payload(payload, stage, path)
+    model = HafmLM(config)
+    state = payload["model_state"]
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        key, kind = (missing[0], "lacks") if missing else (unexpected[0], "has an unexpected")
+        raise CheckpointError(f"stage {stage!r}: field 'model_state' of {path} {kind} parameter {key!r}: "
+                              f"it does not match field 'config' ({_sizes(config)})")
+    for key, tensor in expected.items():
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"stage {stage!r}: field 'model_state' of {path}, parameter {key!r} has shape "
+                f"{tuple(state[key].shape)} but field 'config' ({_sizes(config)}) builds "
+                f"{tuple(tensor.shape)}")
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+def _sizes(config: ModelConfig) -> str:
+    return ", ".join(f"{name}={getattr(config, name)}" for name in
+                     ("n_layer", "n_head", "d_model", "d_ff", "semantic_vocab", "codebook_size"))
+
+
+def load_stage(root: str | Path, stage: str, which: str = "best", device: str = "cpu") -> tuple[HafmLM, dict]:
+    """(model in eval mode, payload) of `root/ar_<stage>/ckpt_<which>.pt`."""
+    if stage not in STAGES:
+        raise CheckpointError(f"unknown stage {stage!r}; expected one of {STAGES}")
+    path = checkpoint_path(root, stage, which)
+    payload = read_checkpoint(path, stage)
+    return model_from_payload(payload, stage, path, device), payload
+
+
+def load_cascade(root: str | Path, stages: tuple[str, ...] = STAGES, device: str = "cpu") -> dict[str, HafmLM]:
+    """The models of `stages`, checked to fit together (shared vocabularies)."""
+    models = {stage: load_stage(root, stage, device=device)[0] for stage in stages}
+    shared = (("semantic", "coarse", "semantic_vocab"), ("coarse", "fine", "codebook_size"))
+    for first, second, field in shared:
+        if first in models and second in models:
+            a, b = getattr(models[first].config, field), getattr(models[second].config, field)
+            if a != b:
+                raise CheckpointError(f"stages {first!r} and {second!r} do not fit together: "
+                                      f"field 'config.{field}' is {a} in {first} and {b} in {second}")
+    return models
+
+
+def cascade_hash(root: str | Path, stages: tuple[str, ...] = STAGES) -> str:
+    """SHA-256 over the `ckpt_best.pt` files of `stages` (stage names and file hashes)."""
+    parts = [f"{stage}:{sha256_file(checkpoint_path(root, stage))}" for stage in stages]
+    return sha256_bytes("\n".join(parts).encode())
