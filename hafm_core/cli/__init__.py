@@ -26,6 +26,7 @@ COMMANDS = {
     "fit": "hafm_core.cli.fit",
     "regress": "hafm_core.cli.regress",
     "tokenize": "hafm_core.cli.tokenize",
+    "train": "hafm_core.cli.train",
     "weights": "hafm_core.cli.weights",
 }
 
