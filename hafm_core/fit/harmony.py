@@ -8,7 +8,9 @@ The vocal's pitch class is its CREPE f0 rounded to the nearest equal-tempered se
 Metrics:
 - `chord_tone_ratio` in [0, 1]: share of voiced vocal frames whose pitch class is among the
   accompaniment's `ACTIVE_PITCH_CLASSES` (4: a triad or a seventh chord) strongest chroma
-  bins at that moment. Chance level for an unrelated melody is about 4 / 12 = 0.33.
+  bins at that moment, and at least `MIN_ACTIVE_LEVEL` (10%) of the strongest (so that a
+  bin that barely sounds does not count when fewer than 4 pitch classes do). Chance level
+  for an unrelated melody is about 4 / 12 = 0.33.
 - `key_agreement` in [0, 1]: the MIREX key-detection score between the key of the vocal and
   the key of the accompaniment, each estimated with the Krumhansl-Schmuckler method
   (correlation of a pitch-class profile with the 24 rotated Krumhansl-Kessler probe-tone
@@ -23,6 +25,7 @@ import numpy as np
 from hafm_core.fit.rhythm import ANALYSIS_RATE_HZ, FRAME_RATE_HZ, HOP_SAMPLES
 
 ACTIVE_PITCH_CLASSES = 4
+MIN_ACTIVE_LEVEL = 0.1  # of the frame's strongest chroma bin
 CHROMA_SMOOTHING_S = 0.25
 PITCH_CLASS_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 # Krumhansl & Kessler (1982) probe-tone ratings, tonic first.
@@ -57,7 +60,8 @@ def chord_tone_ratio(vocal_pitch_classes: np.ndarray, vocal_times_s: np.ndarray,
     frames = chroma[:, columns]  # (12, N)
     own = frames[vocal_pitch_classes, np.arange(len(columns))]  # (N,)
     stronger = (frames > own[None, :]).sum(axis=0)  # how many pitch classes beat the vocal's
-    return float(np.mean(stronger < ACTIVE_PITCH_CLASSES))
+    audible = own >= MIN_ACTIVE_LEVEL * frames.max(axis=0)
+    return float(np.mean((stronger < ACTIVE_PITCH_CLASSES) & audible & (own > 0)))
 
 
 def estimate_key(profile: np.ndarray) -> int:

@@ -16,9 +16,9 @@ Metrics (each a plain float; `fit.excerpt` turns undefined cases into a status):
 - `onset_xcorr_prominence` in [-1, 1]: Pearson cross-correlation r(lag) of the two onset
   envelopes over lags within +-1 beat period; (r(0) - median r) / max |r - median r|. 1 when
   zero lag is the best alignment of the two envelopes.
-- `tempo_agreement` in [0, 1]: 1 - d / log2(1.5), floored at 0, where d is the distance in
-  octaves between the two tempo estimates after allowing a factor 1/2 or 2 (the usual
-  double/half-tempo ambiguity). 1: same tempo; 0: 50% apart or more.
+- `tempo_agreement` in [0, 1]: 1 - 2 d, where d (<= 0.5) is the distance in octaves between
+  the two tempo estimates folded by factors of 2 (the usual double/half-tempo ambiguity).
+  1: the same, double or half tempo; 0: tempi a factor sqrt(2) apart (e.g. 85 and 120 BPM).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ HOP_SAMPLES = 512
 FRAME_RATE_HZ = ANALYSIS_RATE_HZ / HOP_SAMPLES  # 43.07 frames per second
 BEAT_TOLERANCE_S = 0.07
 PEAK_RADIUS_FRAMES = 2  # +-46 ms
-_TEMPO_FLOOR_OCTAVES = float(np.log2(1.5))
 
 
 @dataclass(frozen=True)
@@ -116,8 +115,8 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def tempo_agreement(tempo_a_bpm: float, tempo_b_bpm: float) -> float:
-    """1 for equal tempi (or a factor 2 apart), falling to 0 at 50% apart."""
+    """1 for equal tempi (or a factor 2 apart), falling linearly to 0 at a factor sqrt(2)."""
     if tempo_a_bpm <= 0 or tempo_b_bpm <= 0:
         return 0.0
-    octaves = min(abs(np.log2(tempo_a_bpm * factor / tempo_b_bpm)) for factor in (0.5, 1.0, 2.0))
-    return float(max(0.0, 1.0 - octaves / _TEMPO_FLOOR_OCTAVES))
+    octaves = abs(np.log2(tempo_a_bpm / tempo_b_bpm)) % 1.0
+    return float(1.0 - 2.0 * min(octaves, 1.0 - octaves))
