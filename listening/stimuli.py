@@ -2,7 +2,8 @@
 
 Every clip of one excerpt has the same length, sample rate, channel count and integrated
 loudness (ITU-R BS.1770 via pyloudnorm), and is written as a bare PCM WAV (RIFF, fmt and data
-chunks only): size, duration, level and metadata give nothing away about the system.
+chunks only, by the stdlib `wave` writer: libsndfile's float WAVs carry a time-stamped PEAK
+chunk): size, duration, level and metadata give nothing away about the system.
 
 Catch clips come from the reference accompaniment: shifted by half a beat (circularly, so the
 length stays) or transposed by a tritone.
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hafm_core.errors import AudioDecodeError, InvalidAudioError
+from hafm_core.errors import InvalidAudioError
 
 MIN_DURATION_S = 0.5
 FADE_S = 0.01
@@ -51,23 +52,17 @@ class RenderedClip:
 
 
 def read_stereo(path: str | Path, sample_rate_hz: int) -> np.ndarray:
-    """Read any soundfile-readable file as float64 [2, n] at `sample_rate_hz`."""
-    import soundfile as sf
-    import soxr
+    """Read any file hafm_core.audio reads (wav, flac, mp3, ...) as float64 [2, n] at `sample_rate_hz`.
 
-    try:
-        data, source_rate = sf.read(str(path), dtype="float64", always_2d=True)  # [n, C]
-    except (sf.LibsndfileError, RuntimeError, OSError) as error:
-        raise AudioDecodeError(f"cannot read audio file {path}: {error}") from None
-    if data.shape[1] == 1:
-        data = np.repeat(data, 2, axis=1)
-    elif data.shape[1] > 2:
-        raise InvalidAudioError(f"{path} has {data.shape[1]} channels; stimuli need mono or stereo")
-    if source_rate != sample_rate_hz:
-        data = soxr.resample(data, source_rate, sample_rate_hz)
-    if not np.all(np.isfinite(data)):
-        raise InvalidAudioError(f"{path} contains NaN or Inf samples")
-    return np.ascontiguousarray(data.T)
+    Raises AudioDecodeError (unreadable) or InvalidAudioError (NaN, silent, >2 channels).
+    """
+    from hafm_core.audio import check_audio, read_audio
+
+    samples, _ = read_audio(path, sample_rate_hz, mono=False)  # float32 [C, n]
+    check_audio(samples, sample_rate_hz, path)
+    if samples.shape[0] == 1:
+        samples = np.repeat(samples, 2, axis=0)
+    return samples.astype(np.float64)
 
 
 def integrated_loudness(samples: np.ndarray, sample_rate_hz: int) -> float:

@@ -27,12 +27,13 @@ def write_clips(folder, n_excerpts: int = 2, duration_s: float = 2.0, systems=SY
         excerpt = f"track{index}"
         vocal_path = folder / f"{excerpt}-vocal.wav"
         sf.write(vocal_path, track.stems["vocals"], CLIP_RATE_HZ)
-        accompaniment = track.accompaniment
+        accompaniment = track.accompaniment / np.abs(track.accompaniment).max()
+        other = tracks[index + 1].accompaniment / np.abs(tracks[index + 1].accompaniment).max()
         versions = {
-            "ground-truth": accompaniment,
+            "ground-truth": 0.9 * accompaniment,
             "three-stage": 0.5 * accompaniment + 0.01 * rng.standard_normal(accompaniment.size),
             "two-stage": 0.25 * accompaniment + 0.03 * rng.standard_normal(accompaniment.size),
-            "random": tracks[index + 1].accompaniment * 2.0,
+            "random": 0.7 * other,
         }
         for system in systems:
             path = folder / f"{excerpt}-{system}.wav"
