@@ -5,7 +5,7 @@ start-up excluded). Workers are real `celery worker --pool solo` processes with
 OMP_NUM_THREADS=1, on the broker of `--broker` (default: the embedded SQLite broker in a
 temporary folder; pass redis://127.0.0.1:6379/14 for Redis).
 
-    .venv/bin/python benchmarks/fad_workers.py                      # crepe, 12 files of 4 s per side
+    .venv/bin/python benchmarks/fad_workers.py                      # crepe, 24 files of 4 s per side
     .venv/bin/python benchmarks/fad_workers.py --files 48 --seconds 10 --embedder vggish
 """
 
@@ -84,10 +84,10 @@ def timed_job(n_workers: int, background: Path, evaluation: Path, args, tmp: Pat
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", type=int, default=12, help="files per side")
+    parser.add_argument("--files", type=int, default=24, help="files per side")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--embedder", default="crepe")
-    parser.add_argument("--shard-files", type=int, default=3)
+    parser.add_argument("--shard-files", type=int, default=4)
     parser.add_argument("--broker", help="broker URL (default: SQLite in the temporary folder)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:

@@ -22,7 +22,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from evalsite.models import FadResult, FadShard
-from hafm_core.errors import HafmError
+from hafm_core.errors import ConfigError, HafmError
 from hafm_core.fad.cache import EmbeddingCache
 from hafm_core.fad.compute import embed_files, report_from_stats, statistics_of
 from hafm_core.fad.embedders import load_embedder, resolve_protocol
@@ -47,7 +47,7 @@ def start_fad(background: str, evaluation: str, embedder: str, protocol: str | N
     from django.conf import settings
 
     if shard_files < 1:
-        raise HafmError(f"shard_files must be >= 1, got {shard_files}")
+        raise ConfigError(f"shard_files must be >= 1, got {shard_files}")
     protocol = resolve_protocol(embedder, protocol)
     sides = {FadShard.Side.BACKGROUND: list_audio_files(background, "background"),
              FadShard.Side.EVAL: list_audio_files(evaluation, "eval")}
