@@ -47,8 +47,20 @@ class Embedder(ABC):
     code_hash: str
 
     @abstractmethod
+    def embed_equal_length(self, batch: np.ndarray) -> np.ndarray:
+        """batch: float32 [B, n] at `sample_rate_hz` -> float32 [B, T, D] (T may be 0)."""
+
     def embed_batch(self, clips: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """clips: mono float32 [n_i] at `sample_rate_hz` -> one float32 [T_i, D] per clip."""
+        """clips: mono float32 [n_i] at `sample_rate_hz` -> one float32 [T_i, D] per clip.
+
+        Clips of equal length run through the model together (one batch per length).
+        """
+        out: list[np.ndarray] = [np.empty((0, self.dim), np.float32)] * len(clips)
+        for indices in groups_of_equal_length(clips).values():
+            batch = np.stack([clips[i] for i in indices]).astype(np.float32)  # (B, n)
+            for i, embedded in zip(indices, self.embed_equal_length(batch)):
+                out[i] = np.ascontiguousarray(embedded, dtype=np.float32)  # (T, D)
+        return out
 
     def embed(self, clip: np.ndarray) -> np.ndarray:
         """clip: mono float32 [n] -> float32 [T, D]."""

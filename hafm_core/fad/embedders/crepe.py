@@ -8,7 +8,6 @@ block (torchcrepe's `embed` layer). A pitch-content view of the accompaniment.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -33,11 +32,5 @@ class CrepeEmbedder(base.Embedder):
         self.weights_hash = sha256_file(crepe_tiny_path())
         self.code_hash = base.source_hash([base, crepe_model, sys.modules[__name__]])
 
-    def embed_batch(self, clips: Sequence[np.ndarray]) -> list[np.ndarray]:
-        out: list[np.ndarray] = [np.empty((0, self.dim), np.float32)] * len(clips)
-        for indices in base.groups_of_equal_length(clips).values():
-            batch = np.stack([clips[i] for i in indices]).astype(np.float32)  # (B, n)
-            embedded = self.model.embed(batch, hop_samples=HOP_SAMPLES)  # (B, T, 256)
-            for row, i in enumerate(indices):
-                out[i] = np.ascontiguousarray(embedded[row], dtype=np.float32)
-        return out
+    def embed_equal_length(self, batch: np.ndarray) -> np.ndarray:
+        return self.model.embed(batch, hop_samples=HOP_SAMPLES)  # (B, T, 256)

@@ -9,7 +9,6 @@ every 320 samples (75 Hz; D = 128 for facebook/encodec_24khz), frames time-major
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -33,11 +32,5 @@ class EncodecEmbedder(base.Embedder):
         self.weights_hash = self.tokenizer.weights_hash
         self.code_hash = base.source_hash([base, acoustic, audio_io, sys.modules[__name__]])
 
-    def embed_batch(self, clips: Sequence[np.ndarray]) -> list[np.ndarray]:
-        out: list[np.ndarray] = [np.empty((0, self.dim), np.float32)] * len(clips)
-        for indices in base.groups_of_equal_length(clips).values():
-            batch = np.stack([clips[i] for i in indices]).astype(np.float32)  # (B, n)
-            embedded = self.tokenizer.embed(batch)  # (B, D, T)
-            for row, i in enumerate(indices):
-                out[i] = np.ascontiguousarray(embedded[row].T, dtype=np.float32)  # (T, D)
-        return out
+    def embed_equal_length(self, batch: np.ndarray) -> np.ndarray:
+        return self.tokenizer.embed(batch).transpose(0, 2, 1)  # (B, D, T) -> (B, T, D)

@@ -8,7 +8,6 @@ Gaussian matrix drawn from `numpy.random.default_rng(0)`, scaled by 1/sqrt(6144)
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -38,15 +37,9 @@ class LogMelEmbedder(base.Embedder):
         self.code_hash = base.source_hash([base, melspec, sys.modules[__name__]])
 
     @torch.inference_mode()
-    def embed_batch(self, clips: Sequence[np.ndarray]) -> list[np.ndarray]:
-        out: list[np.ndarray] = [np.empty((0, DIM), np.float32)] * len(clips)
-        for indices in base.groups_of_equal_length(clips).values():
-            audio = torch.from_numpy(np.stack([clips[i] for i in indices]).astype(np.float32)).to(self.device)
-            if audio.shape[1] < melspec.WINDOW_SAMPLES:
-                continue
-            patches = melspec.examples(melspec.log_mel(audio), HOP_FRAMES)  # (B, E, 96, 64)
-            flat = patches.flatten(start_dim=2)  # (B, E, 6144)
-            embedded = (flat @ self.projection).cpu().numpy()  # (B, E, 64)
-            for row, i in enumerate(indices):
-                out[i] = embedded[row]
-        return out
+    def embed_equal_length(self, batch: np.ndarray) -> np.ndarray:
+        audio = torch.from_numpy(batch).to(self.device)  # (B, n)
+        if audio.shape[1] < melspec.WINDOW_SAMPLES:
+            return np.empty((len(batch), 0, DIM), np.float32)
+        patches = melspec.examples(melspec.log_mel(audio), HOP_FRAMES)  # (B, E, 96, 64)
+        return (patches.flatten(start_dim=2) @ self.projection).cpu().numpy()  # (B, E, 64)

@@ -16,7 +16,6 @@ Input is 16 kHz mono (resampled by `hafm_core.audio` with soxr, not resampy).
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -102,17 +101,11 @@ class VGGishEmbedder(base.Embedder):
         return first.reshape(audio.shape[0], windows.shape[1], melspec.EXAMPLE_FRAMES, melspec.N_MELS)
 
     @torch.inference_mode()
-    def embed_batch(self, clips: Sequence[np.ndarray]) -> list[np.ndarray]:
-        out: list[np.ndarray] = [np.empty((0, DIM), np.float32)] * len(clips)
-        for indices in base.groups_of_equal_length(clips).values():
-            audio = torch.from_numpy(np.stack([clips[i] for i in indices]).astype(np.float32)).to(self.device)
-            examples = self._examples(audio)  # (B, E, 96, 64)
-            n_examples = examples.shape[1]
-            if n_examples == 0:
-                continue
-            flat = examples.reshape(-1, 1, melspec.EXAMPLE_FRAMES, melspec.N_MELS)
-            embedded = torch.cat([self.model(chunk) for chunk in flat.split(BATCH_EXAMPLES)])
-            embedded = embedded.reshape(len(indices), n_examples, DIM).float().cpu().numpy()
-            for row, i in enumerate(indices):
-                out[i] = embedded[row]
-        return out
+    def embed_equal_length(self, batch: np.ndarray) -> np.ndarray:
+        examples = self._examples(torch.from_numpy(batch).to(self.device))  # (B, E, 96, 64)
+        n_examples = examples.shape[1]
+        if n_examples == 0:
+            return np.empty((len(batch), 0, DIM), np.float32)
+        flat = examples.reshape(-1, 1, melspec.EXAMPLE_FRAMES, melspec.N_MELS)
+        embedded = torch.cat([self.model(chunk) for chunk in flat.split(BATCH_EXAMPLES)])
+        return embedded.reshape(len(batch), n_examples, DIM).float().cpu().numpy()
