@@ -1,0 +1,94 @@
+"""Generation to files: a system's accompaniment, its mix with the vocal and a JSON sidecar.
+
+`hafm generate` is a thin caller of `generate_all`; the Django worker has its own per-clip
+service (evalsite.services.generation) over the same `hafm_core.systems` interface.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hafm_core.data.files import write_json_atomic
+from hafm_core.errors import ConfigError
+from hafm_core.provenance import code_version, sha256_bytes
+
+MIX_PEAK = 0.98
+
+
+@dataclass(frozen=True)
+class Excerpt:
+    excerpt_id: str
+    vocal: Path
+    accompaniment: Path | None  # the real accompaniment, when known
+
+
+def excerpts_from_input(path: Path, accompaniment: Path | None = None, split: str | None = None,
+                        limit: int | None = None) -> list[Excerpt]:
+    """A manifest (file or folder) -> its excerpts; a wav file -> one excerpt named after it."""
+    from hafm_core.data.manifest import read_manifest
+
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() in (".wav", ".flac"):
+        return [Excerpt(path.stem, path, accompaniment)]
+    manifest_dir = path if path.is_dir() else path.parent
+    records = [r for r in read_manifest(path) if split is None or r.split == split]
+    if not records:
+        raise ConfigError(f"{path} has no excerpts of split {split!r}")
+    excerpts = [Excerpt(r.excerpt_id, r.vocal_file(manifest_dir), r.accompaniment_file(manifest_dir))
+                for r in records]
+    return excerpts[:limit] if limit else excerpts
+
+
+def excerpt_seed(seed: int, excerpt_id: str) -> int:
+    """A 31-bit seed from the run seed and the excerpt id (independent of the batch)."""
+    return int(sha256_bytes(f"{seed}:{excerpt_id}".encode())[:8], 16) & 0x7FFFFFFF
+
+
+def _file_stem(excerpt_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in excerpt_id)
+
+
+def generate_all(system, excerpts: list[Excerpt], out_dir: Path, seed: int, checkpoint: Path | None,
+                 params, batch_size: int = 4, progress: bool = False) -> list[Path]:
+    """Write accompaniment, mix and sidecar of every excerpt; returns the accompaniment paths."""
+    from tqdm import tqdm
+
+    from hafm_core.audio import read_audio, write_audio
+    from hafm_core.checkpoint import cascade_hash
+
+    is_cascade = hasattr(system, "generate_batch")
+    stages = ("semantic", "coarse", "fine") if system.name == "three-stage" else ("semantic", "coarse")
+    checkpoint_hash = cascade_hash(checkpoint, stages) if is_cascade else None
+    loaded = [(e, *read_audio(e.vocal, mono=True)) for e in excerpts]
+    groups: dict[tuple[int, int], list] = defaultdict(list)  # (rate, length) -> excerpts
+    for item in loaded:
+        groups[(item[2], len(item[1]))].append(item)
+    written = []
+    with tqdm(total=len(loaded), desc=f"generate {system.name}", unit="excerpt", disable=not progress) as bar:
+        for (rate, _), group in groups.items():
+            step = batch_size if is_cascade else 1
+            for first in range(0, len(group), step):
+                chunk = group[first:first + step]
+                seeds = [excerpt_seed(seed, e.excerpt_id) for e, _, _ in chunk]
+                if is_cascade:
+                    outputs = system.generate_batch(np.stack([v for _, v, _ in chunk]), rate, seeds)
+                else:
+                    outputs = [system.generate(v, rate, seed=s, excerpt=e.accompaniment)
+                               for (e, v, _), s in zip(chunk, seeds)]
+                for (excerpt, vocal, _), accompaniment, excerpt_seed_value in zip(chunk, outputs, seeds):
+                    stem = _file_stem(excerpt.excerpt_id)
+                    written.append(write_audio(out_dir / f"{stem}.wav", accompaniment, rate))
+                    mix = vocal + accompaniment
+                    peak = float(np.abs(mix).max()) if len(mix) else 0.0
+                    write_audio(out_dir / "mix" / f"{stem}.wav", mix * (MIX_PEAK / peak) if peak > MIX_PEAK else mix, rate)
+                    sidecar = {"system": system.name, "excerpt": excerpt.excerpt_id, "vocal": str(excerpt.vocal),
+                               "seed": excerpt_seed_value, "run_seed": seed, "checkpoint_hash": checkpoint_hash,
+                               "sampling": params.to_dict() if is_cascade else None,
+                               "sample_rate_hz": rate, "code_version": code_version()}
+                    write_json_atomic(out_dir / f"{stem}.json", sidecar)
+                bar.update(len(chunk))
+    return written
