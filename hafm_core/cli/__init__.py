@@ -19,11 +19,13 @@ from hafm_core.errors import HafmError
 
 # name -> module path. Keep alphabetical; one line per command.
 COMMANDS = {
+    "analyze": "hafm_core.cli.analyze",
     "benchmark": "evalsite.cli_benchmark",
     "data": "hafm_core.cli.data",
     "doctor": "hafm_core.cli.doctor",
     "fad": "hafm_core.cli.fad",
     "fit": "hafm_core.cli.fit",
+    "generate": "hafm_core.cli.generate",
     "regress": "hafm_core.cli.regress",
     "tokenize": "hafm_core.cli.tokenize",
     "train": "hafm_core.cli.train",
