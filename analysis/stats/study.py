@@ -1,0 +1,254 @@
+"""The whole analysis of a listening study in one call, as the CLI, report and dashboards use it.
+
+`analyze_study` validates the exports, sets catch trials aside, applies the exclusion rules,
+and runs every statistic of `analysis.stats` with one set of options. The result is a frozen
+bundle of tidy DataFrames plus `to_dict()`, the JSON of `hafm analyze --json`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from analysis.stats.agreement import krippendorff_alpha
+from analysis.stats.bootstrap import cluster_bootstrap
+from analysis.stats.bradley_terry import bradley_terry
+from analysis.stats.encoding import encode_judgments
+from analysis.stats.exclusions import ExclusionRules, apply_exclusions
+from analysis.stats.mixed import mixed_logistic
+from analysis.stats.power import power_analysis
+from analysis.stats.preference import non_inferiority, preference_rates, side_bias
+from analysis.stats.quality import catch_summary, listener_quality
+from analysis.stats.ratings import friedman, rating_distribution, rating_summary, wilcoxon_pairs
+from analysis.stats.validation import AnalysisInputError, check_preferences, check_ratings
+from hafm_core.constants import (
+    PAPER_FAD_THREE_STAGE,
+    PAPER_FAD_TWO_STAGE,
+    PAPER_PREFERENCE_VS_GROUND_TRUTH,
+    PAPER_RELATIVE_IMPROVEMENT,
+)
+
+PAIR_KEYS = ("system", "opponent", "n", "wins", "rate", "ci_low", "ci_high", "p_value")
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """Every choice that changes a number in the report; recorded in its output."""
+
+    confidence: float = 0.95
+    reference: str = "ground-truth"  # non-inferiority and Bradley-Terry anchor
+    margin: float = 0.05  # non-inferiority margin, stated before the study
+    target_rate: float = 0.55  # the preference rate the study should be able to detect
+    alpha: float = 0.05
+    power: float = 0.8
+    n_boot: int = 1000
+    seed: int = 0
+    mixed_model: bool = True
+    # The dense Laplace GLMM costs ~(listeners + excerpts)^3 per step: skipped above this.
+    mixed_model_max_levels: int = 3000
+
+
+@dataclass(frozen=True)
+class StudyAnalysis:
+    """Tidy tables of one analysis; empty DataFrames where an input was not given."""
+
+    options: AnalysisOptions
+    exclusions: dict
+    pairs: pd.DataFrame
+    cluster: pd.DataFrame
+    non_inferiority: pd.DataFrame
+    side_bias: pd.DataFrame
+    bradley_terry: pd.DataFrame
+    mixed: pd.DataFrame
+    power: pd.DataFrame
+    catch: pd.DataFrame
+    listeners: pd.DataFrame
+    friedman: pd.DataFrame = field(default_factory=pd.DataFrame)
+    wilcoxon: pd.DataFrame = field(default_factory=pd.DataFrame)
+    agreement: pd.DataFrame = field(default_factory=pd.DataFrame)
+    rating_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
+    rating_distribution: pd.DataFrame = field(default_factory=pd.DataFrame)
+    notes: tuple[str, ...] = ()
+    fad: dict | None = None  # normalised by `fad_comparison`, for the paper comparison
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict: NaN and infinities become null, numpy scalars plain numbers."""
+        tables = {
+            "cluster_bootstrap": self.cluster, "non_inferiority": self.non_inferiority,
+            "side_bias": self.side_bias, "bradley_terry": self.bradley_terry,
+            "mixed_model": self.mixed, "power": self.power, "catch_trials": self.catch,
+            "listeners": self.listeners, "friedman": self.friedman, "wilcoxon": self.wilcoxon,
+            "agreement": self.agreement, "rating_summary": self.rating_summary,
+        }
+        out = {
+            "pairs": records(self.pairs[list(PAIR_KEYS)]),
+            **{name: records(table) for name, table in tables.items()},
+            "paper_comparison": paper_comparison(self),
+            "exclusions": self.exclusions,
+            "options": asdict(self.options),
+            "notes": list(self.notes),
+        }
+        return out
+
+
+def _plain(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return None if not math.isfinite(value) else float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def records(table: pd.DataFrame) -> list[dict]:
+    """Rows of `table` as JSON-safe dicts."""
+    return [{k: _plain(v) for k, v in row.items()} for row in table.to_dict(orient="records")]
+
+
+def paper_comparison(analysis: StudyAnalysis) -> dict:
+    """Our figures beside the paper's: preference vs ground truth (51.5%), vs random, and
+    when FAD results are given, three-stage and two-stage FAD (1.71, 2.10) and the relative
+    improvement (18.6%)."""
+    pairs = analysis.pairs.set_index(["system", "opponent"])
+    out = {"paper": {
+        "fad_three_stage": PAPER_FAD_THREE_STAGE, "fad_two_stage": PAPER_FAD_TWO_STAGE,
+        "relative_improvement": PAPER_RELATIVE_IMPROVEMENT,
+        "preference_vs_ground_truth": PAPER_PREFERENCE_VS_GROUND_TRUTH,
+    }}
+    for key, opponent in (("preference_vs_ground_truth", "ground-truth"), ("preference_vs_random", "random")):
+        if ("three-stage", opponent) in pairs.index:
+            row = pairs.loc[("three-stage", opponent)]
+            out[key] = {k: _plain(row[k]) for k in ("n", "rate", "ci_low", "ci_high", "p_value")}
+            if opponent == "ground-truth":
+                out[key]["paper_inside_ci"] = bool(row.ci_low <= PAPER_PREFERENCE_VS_GROUND_TRUTH <= row.ci_high)
+    if analysis.fad:
+        out["fad"] = analysis.fad
+    return out
+
+
+def _ratings_tables(ratings: pd.DataFrame) -> dict:
+    check_ratings(ratings)
+    return {
+        "friedman": friedman(ratings),
+        "wilcoxon": wilcoxon_pairs(ratings),
+        "agreement": krippendorff_alpha(ratings),
+        "rating_summary": rating_summary(ratings),
+        "rating_distribution": rating_distribution(ratings),
+    }
+
+
+def _mixed(preferences: pd.DataFrame, options: AnalysisOptions, notes: list[str]) -> pd.DataFrame:
+    if not options.mixed_model:
+        notes.append("mixed model not fitted (disabled)")
+        return pd.DataFrame()
+    levels = preferences["participant"].nunique() + preferences["excerpt"].nunique()
+    if levels > options.mixed_model_max_levels:
+        notes.append(f"mixed model skipped: {levels} listeners + excerpts exceed "
+                     f"{options.mixed_model_max_levels}; use the cluster bootstrap")
+        return pd.DataFrame()
+    return mixed_logistic(preferences, options.confidence)
+
+
+def _bradley_terry(preferences: pd.DataFrame, options: AnalysisOptions, notes: list[str]) -> pd.DataFrame:
+    coded = encode_judgments(preferences)
+    k = len(coded.systems)
+    wins = np.zeros((k, k))
+    np.add.at(wins, (coded.winner, coded.loser), 1.0)
+    # A finite MLE needs every system to have won and lost (the full check is in
+    # bradley_terry); a system without one gets 0.5 virtual wins each way, noted.
+    prior = 0.0 if (wins.sum(axis=0) > 0).all() and (wins.sum(axis=1) > 0).all() else 0.5
+    if prior:
+        notes.append("Bradley-Terry: a system never won or never lost; 0.5 virtual wins added per pair")
+    return bradley_terry(preferences, reference=options.reference, n_boot=options.n_boot,
+                         seed=options.seed, confidence=options.confidence, prior=prior)
+
+
+def _non_inferiority(preferences: pd.DataFrame, cluster: pd.DataFrame, options: AnalysisOptions) -> pd.DataFrame:
+    """The exact test assumes independent judgments; beside it, the one-sided bound with the
+    two-way cluster SE (rate - z_(1-alpha) * se_cluster), which accounts for listeners and
+    excerpts. Claim non-inferiority only when both agree."""
+    table = non_inferiority(preferences, options.reference, options.margin, options.alpha)
+    se = {}
+    for row in cluster.itertuples(index=False):
+        se[(row.system, row.opponent)] = se[(row.opponent, row.system)] = row.se_cluster
+    table["se_cluster"] = [se[(s, options.reference)] for s in table["system"]]
+    z = stats.norm.ppf(1.0 - options.alpha)
+    table["lower_bound_clustered"] = table["rate"] - z * table["se_cluster"]
+    table["non_inferior_clustered"] = table["lower_bound_clustered"] > table["null_rate"]
+    return table
+
+
+def fad_comparison(fad: dict) -> dict:
+    """Normalise FAD figures for the paper comparison.
+
+    Accepts {"three-stage": 1.8 | {"fad": 1.8, "ci_low": .., "ci_high": ..}, "two-stage": ..,
+    optional "relative_improvement": {"value": .., "ci_low": .., "ci_high": ..}} (or the same
+    under a "systems" key). The relative improvement 1 - FAD_3 / FAD_2 is computed when absent
+    (without a CI: a paired CI needs the per-file statistics, see `hafm fad`).
+    """
+    systems = fad.get("systems", fad)
+    out = {}
+    for name in ("three-stage", "two-stage"):
+        value = systems.get(name)
+        if value is None:
+            continue
+        entry = value if isinstance(value, dict) else {"fad": value}
+        if not isinstance(entry.get("fad"), (int, float)):
+            raise AnalysisInputError(f"FAD JSON: {name!r} needs a numeric 'fad', got {value!r}")
+        out[name] = {k: entry.get(k) for k in ("fad", "ci_low", "ci_high") if entry.get(k) is not None}
+    improvement = fad.get("relative_improvement")
+    if isinstance(improvement, (int, float)):
+        improvement = {"value": improvement}
+    if improvement is None and {"three-stage", "two-stage"} <= out.keys():
+        improvement = {"value": 1.0 - out["three-stage"]["fad"] / out["two-stage"]["fad"]}
+    if improvement is not None:
+        out["relative_improvement"] = improvement
+    return out
+
+
+def analyze_study(
+    preferences: pd.DataFrame,
+    ratings: pd.DataFrame | None = None,
+    participants: pd.DataFrame | None = None,
+    rules: ExclusionRules | None = None,
+    options: AnalysisOptions | None = None,
+    fad: dict | None = None,
+) -> StudyAnalysis:
+    """Run every statistic on the exports after setting catch trials aside and applying `rules`."""
+    rules = rules or ExclusionRules()
+    options = options or AnalysisOptions()
+    check_preferences(preferences)
+    if ratings is not None:
+        check_ratings(ratings)
+    filtered = apply_exclusions(preferences, ratings, participants, rules)
+    prefs = filtered.preferences
+    check_preferences(prefs, "preferences (after exclusions)")
+    notes: list[str] = []
+    pairs = preference_rates(prefs, options.confidence)
+    cluster = cluster_bootstrap(prefs, n_boot=options.n_boot, seed=options.seed, confidence=options.confidence)
+    reference_present = options.reference in set(pairs.system) | set(pairs.opponent)
+    if not reference_present:
+        notes.append(f"no pair involves {options.reference!r}: non-inferiority not tested")
+    tables = {
+        "pairs": pairs,
+        "cluster": cluster,
+        "non_inferiority": (_non_inferiority(prefs, cluster, options) if reference_present else pd.DataFrame()),
+        "side_bias": side_bias(prefs, confidence=options.confidence),
+        "bradley_terry": _bradley_terry(prefs, options, notes),
+        "mixed": _mixed(prefs, options, notes),
+        "power": power_analysis(cluster[["system", "opponent", "n", "design_effect"]], options.target_rate,
+                                options.alpha, options.power, design_effect="design_effect"),
+        "catch": catch_summary(filtered.catch_trials),
+        "listeners": listener_quality(prefs, filtered.catch_trials),
+    }
+    if filtered.ratings is not None and len(filtered.ratings):
+        tables.update(_ratings_tables(filtered.ratings))
+    return StudyAnalysis(options=options, exclusions=filtered.record, notes=tuple(notes),
+                         fad=fad_comparison(fad) if fad else None, **tables)

@@ -1,0 +1,113 @@
+"""`hafm analyze`: statistics of a listening study from its CSV exports.
+
+    hafm analyze preferences.csv [--ratings ratings.csv] [--participants participants.csv]
+                 [--exclude-failed-catch [MIN_ACCURACY]] [--exclude-failed-screening]
+                 [--fad fad.json] [--json | --html report.html]
+
+`--json` prints one object: `pairs` (system, opponent, n, wins, rate, ci_low, ci_high,
+p_value; rate = wins / n of `system` against `opponent` over both side orders), the other
+statistics, `paper_comparison` and the `exclusions` applied. `--html` writes an offline report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HELP = "statistics and an offline report of a listening study (preferences.csv, ratings.csv)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("preferences", type=Path, help="preferences.csv export")
+    parser.add_argument("--ratings", type=Path, help="ratings.csv export")
+    parser.add_argument("--participants", type=Path, help="participants.csv export (screening, catch accuracy)")
+    parser.add_argument("--exclude-failed-catch", type=float, nargs="?", const=1.0, default=None,
+                        metavar="MIN_ACCURACY",
+                        help="exclude listeners whose catch-trial accuracy is below MIN_ACCURACY "
+                             "(default when given without a value: 1.0, any failed catch trial)")
+    parser.add_argument("--exclude-failed-screening", action="store_true",
+                        help="exclude listeners who failed the headphone screening (needs --participants)")
+    parser.add_argument("--completed-only", action="store_true",
+                        help="keep only listeners who completed the study (needs --participants)")
+    parser.add_argument("--reference", default="ground-truth", help="reference system (default ground-truth)")
+    parser.add_argument("--margin", type=float, default=0.05, help="non-inferiority margin (default 0.05)")
+    parser.add_argument("--target-rate", type=float, default=0.55,
+                        help="preference rate the study should detect, for power (default 0.55)")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--no-mixed-model", action="store_true", help="skip the mixed-effects model")
+    parser.add_argument("--fad", type=Path, help="JSON with FAD per system for the paper comparison")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    output.add_argument("--html", type=Path, metavar="REPORT", help="write an offline HTML report")
+
+
+def _read_csv(path: Path, what: str):
+    import pandas as pd
+
+    from analysis.stats import AnalysisInputError
+
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise AnalysisInputError(f"{what}: file not found: {path}") from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise AnalysisInputError(f"{what}: cannot read {path} as CSV ({error})") from None
+
+
+def _read_fad(path: Path) -> dict:
+    from analysis.stats import AnalysisInputError
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AnalysisInputError(f"--fad: file not found: {path}") from None
+    except json.JSONDecodeError as error:
+        raise AnalysisInputError(f"--fad: {path} is not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise AnalysisInputError(f"--fad: {path} must hold a JSON object of FAD per system")
+    return data
+
+
+def _summary(analysis) -> str:
+    lines = ["pair                              n    rate   95% CI (Wilson)   p (binomial)  95% CI (cluster)"]
+    cluster = analysis.cluster.set_index(["system", "opponent"])
+    for row in analysis.pairs.itertuples(index=False):
+        c = cluster.loc[(row.system, row.opponent)]
+        lines.append(f"{row.system + ' vs ' + row.opponent:32s} {row.n:5d}  {row.rate:.3f}  "
+                     f"[{row.ci_low:.3f}, {row.ci_high:.3f}]   {row.p_value:<12.3g}  [{c.ci_low:.3f}, {c.ci_high:.3f}]")
+    after = analysis.exclusions["after"]
+    lines.append(f"{after['judgments']} judgments from {after['participants']} listeners; "
+                 f"{analysis.exclusions['catch_trials_set_aside']} catch trials set aside; "
+                 f"{len(analysis.exclusions['excluded_participants'])} listeners excluded")
+    lines.extend(f"note: {note}" for note in analysis.notes)
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from analysis.report import render_report, write_report
+    from analysis.stats.exclusions import ExclusionRules
+    from analysis.stats.study import AnalysisOptions, analyze_study
+
+    preferences = _read_csv(args.preferences, "preferences")
+    ratings = _read_csv(args.ratings, "ratings") if args.ratings else None
+    participants = _read_csv(args.participants, "participants") if args.participants else None
+    rules = ExclusionRules(min_catch_accuracy=args.exclude_failed_catch,
+                           exclude_failed_screening=args.exclude_failed_screening,
+                           completed_only=args.completed_only)
+    options = AnalysisOptions(reference=args.reference, margin=args.margin, target_rate=args.target_rate,
+                              n_boot=args.n_boot, seed=args.seed, mixed_model=not args.no_mixed_model)
+    fad = _read_fad(args.fad) if args.fad else None
+    analysis = analyze_study(preferences, ratings, participants, rules, options, fad)
+    if args.json:
+        json.dump(analysis.to_dict(), sys.stdout, allow_nan=False)
+        sys.stdout.write("\n")
+    elif args.html:
+        path = write_report(args.html, render_report(analysis))
+        print(_summary(analysis))
+        print(f"report written to {path}")
+    else:
+        print(_summary(analysis))
+    return 0
