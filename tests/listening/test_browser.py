@@ -8,8 +8,8 @@ to test-artifacts/listening/.
 
 from __future__ import annotations
 
-import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -33,8 +33,6 @@ def browser_page():
         if IN_CI:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM reads are safe.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -45,6 +43,20 @@ def browser_page():
         page.set_default_timeout(15_000)
         yield page
         browser.close()
+
+
+def in_thread(read):
+    """Run an ORM read off this thread: Playwright's event loop here makes Django refuse sync ORM calls."""
+    from django.db import connections
+
+    def run():
+        try:
+            return read()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()
 
 
 def snap(page, name: str) -> None:
@@ -77,7 +89,7 @@ def answer_rating(page) -> None:
 
 def test_listener_completes_a_study_in_chromium(browser_page, live_server, make_study):
     page = browser_page
-    study = make_study(preference_trials=4, rating_trials=1, catch_rate=0.25, max_duration_s=1.0)
+    study = in_thread(lambda: make_study(preference_trials=4, rating_trials=1, catch_rate=0.25, max_duration_s=1.0))
     prolific_hits = []
     page.route("https://app.prolific.com/**", lambda route: (
         prolific_hits.append(route.request.url),
@@ -92,7 +104,7 @@ def test_listener_completes_a_study_in_chromium(browser_page, live_server, make_
     snap(page, "2-screening")
     for _ in range(6):
         screening_id = page.input_value("input[name=screening]")
-        target = ScreeningTrial.objects.get(public_id=screening_id).target
+        target = in_thread(lambda sid=screening_id: ScreeningTrial.objects.get(public_id=sid).target)
         page.keyboard.press("p")
         page.wait_for_selector("button[name=answer]:not([disabled])")
         with page.expect_navigation():
@@ -109,8 +121,8 @@ def test_listener_completes_a_study_in_chromium(browser_page, live_server, make_
     before = trial_id(page)
     page.reload()
     assert trial_id(page) == before
-    participant = Participant.objects.get(external_id="browser-1")
-    assert Trial.objects.filter(participant=participant, status="answered").count() == 2  # practice + 1
+    assert in_thread(lambda: Trial.objects.filter(participant__external_id="browser-1", status="answered").count()
+                     ) == 2  # practice + 1
     while page.evaluate("JSON.parse(document.getElementById('trial-data').textContent).task") == "pair":
         answer_pair(page, "a")
     snap(page, "5-rating-trial")
@@ -122,11 +134,17 @@ def test_listener_completes_a_study_in_chromium(browser_page, live_server, make_
     page.wait_for_url("https://app.prolific.com/**", timeout=10_000)
     assert prolific_hits == ["https://app.prolific.com/submissions/complete?cc=CODE123"]
 
-    participant.refresh_from_db()
+    in_thread(check_recorded)
+
+
+def check_recorded() -> None:
+    participant = Participant.objects.get(external_id="browser-1")
     assert participant.status == "completed" and participant.screening_passed
-    answered = Trial.objects.filter(participant=participant, status="answered").exclude(kind="practice")
-    assert answered.count() == 5
+    answered = list(Trial.objects.filter(participant=participant, status="answered").exclude(kind="practice"))
+    assert len(answered) == 5
     assert all(t.plays_left >= 1 and t.response_time_ms > 0 for t in answered)
     assert all(t.plays_right >= 1 for t in answered if t.is_pair)
     assert all(t.ended_left >= 1 for t in answered if not t.is_pair)
-    assert answered.filter(kind="rating").get().ratings.count() == 3
+    rated = [t for t in answered if not t.is_pair]
+    assert len(rated) == 1 and rated[0].ratings.count() == 3
+
