@@ -134,13 +134,20 @@ class CascadeSystem:
 
 @dataclass
 class RandomSystem:
-    """Another excerpt's real accompaniment, drawn with the seed, cut to the vocal's length."""
+    """Another track's real accompaniment, drawn from the pool with the seed, cut to the vocal's length.
+
+    Pool files in the excerpt's own folder (other excerpts of the same track) are used only
+    when the pool has nothing else.
+    """
 
     name: str
     pool: list[str]
 
     def generate(self, vocal: np.ndarray, sample_rate_hz: int, seed: int, excerpt=None) -> np.ndarray:
         others = sorted(p for p in map(str, self.pool) if excerpt is None or Path(p) != Path(excerpt))
+        # Prefer another track: excerpt files of one track share a folder (hafm data prepare's layout).
+        other_tracks = [p for p in others if excerpt is None or Path(p).parent != Path(excerpt).parent]
+        others = other_tracks or others
         if not others:
             raise ConfigError("the random system needs a pool with at least one other excerpt's accompaniment")
         choice = others[np.random.default_rng(seed).integers(len(others))]

@@ -135,3 +135,14 @@ def test_cli_generate_writes_accompaniment_mix_and_sidecar(cascade, tmp_path, ca
     assert np.array_equal(read_audio(tmp_path / "gt" / "vocal3.wav")[0], read_audio(acc_path)[0])
     assert main(["generate", "--system", "two-stage", "--input", str(vocal_path), "--out", str(tmp_path / "x"),
                  "--weights", str(cascade["weights"])]) == 2
+
+
+def test_random_prefers_another_tracks_folder(tmp_path):
+    track_a, track_b = tmp_path / "a", tmp_path / "b"
+    for folder, value in ((track_a, 0.1), (track_b, 0.2)):
+        for start in (0, 1):
+            write_audio(folder / f"{start}.accompaniment.wav", np.full(2400, value, np.float32), RATE)
+    system = load_system("random", random_pool=[str(p) for p in sorted(tmp_path.rglob("*.wav"))])
+    for seed in range(5):
+        out = system.generate(np.zeros(1200, np.float32), RATE, seed=seed, excerpt=track_a / "0.accompaniment.wav")
+        assert np.allclose(out, 0.2)  # never the other excerpt of track a
