@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from analysis.stats.encoding import combined_codes
 from analysis.stats.validation import AnalysisInputError, require_columns, require_rows
 
 LEVELS = ("nominal", "ordinal", "interval")
@@ -86,7 +87,7 @@ def krippendorff_alpha(
     groups = df.groupby(by, sort=True) if by else [(None, df)]
     rows = []
     for key, part in groups:
-        unit_code = pd.factorize(pd.MultiIndex.from_frame(part[list(units)]))[0].astype(np.int64)
+        unit_code = combined_codes(*(pd.factorize(part[u])[0].astype(np.int64) for u in units))
         alpha, n, n_units = alpha_from_units(unit_code, part[value].to_numpy(np.float64), level)
         row = {by: key} if by else {}
         row.update({"alpha": alpha, "level": level, "n_values": n, "n_units": n_units})

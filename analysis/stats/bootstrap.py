@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.stats.encoding import EncodedJudgments, encode_judgments
+from analysis.stats.encoding import EncodedJudgments, combined_codes, encode_judgments
 from analysis.stats.resampling import group_sums, resampled_sums
 from analysis.stats.validation import AnalysisInputError, require_columns
 
@@ -42,10 +42,7 @@ def _rate_variance(coded: EncodedJudgments, cluster: np.ndarray, n_boot: int, rn
 
 def _cluster_codes(df: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
     """int64 [N] code of the combination of the columns `names`."""
-    if len(names) == 1:
-        return pd.factorize(df[names[0]])[0].astype(np.int64)
-    keys = pd.MultiIndex.from_frame(df[list(names)])
-    return pd.factorize(keys)[0].astype(np.int64)
+    return combined_codes(*(pd.factorize(df[name])[0].astype(np.int64) for name in names))
 
 
 def cluster_bootstrap(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.stats.validation import check_preferences
+from analysis.stats.validation import check_preferences, label_codes, shared_codes
 from hafm_core.constants import SYSTEMS
 
 
@@ -62,16 +62,15 @@ class EncodedJudgments:
 
 
 def encode_judgments(df: pd.DataFrame, what: str = "preferences") -> EncodedJudgments:
-    """Validate `df` (see `check_preferences`) and encode it. O(N) after factorisation."""
+    """Validate `df` (see `check_preferences`) and encode it. O(N) after factorisation, and
+    O(N) integer work only when the label columns are categoricals (see `as_categories`)."""
     check_preferences(df, what)
-    left_labels = df["system_left"].astype(str).to_numpy()
-    right_labels = df["system_right"].astype(str).to_numpy()
-    codes, uniques = pd.factorize(np.concatenate([left_labels, right_labels]))
-    systems = system_order(uniques.tolist())
-    rank = np.array([systems.index(u) for u in uniques], dtype=np.int64)
-    n = len(df)
-    left, right = rank[codes[:n]], rank[codes[n:]]
-    chose_left = df["chosen"].astype(str).to_numpy() == "left"
+    left_raw, right_raw, labels = shared_codes(df["system_left"], df["system_right"])
+    systems = system_order(labels)
+    rank = np.array([systems.index(label) for label in labels], dtype=np.int64)
+    left, right = rank[left_raw], rank[right_raw]
+    chosen_code, chosen_labels = label_codes(df["chosen"])
+    chose_left = (np.array(chosen_labels, dtype=object) == "left")[chosen_code]
     winner = np.where(chose_left, left, right)
     loser = np.where(chose_left, right, left)
     first = np.minimum(left, right)
@@ -91,7 +90,25 @@ def encode_judgments(df: pd.DataFrame, what: str = "preferences") -> EncodedJudg
         winner=winner,
         loser=loser,
         participant=participant.astype(np.int64),
-        participants=tuple(participants.tolist()),
+        participants=tuple(np.asarray(participants).tolist()),
         excerpt=excerpt.astype(np.int64),
-        excerpts=tuple(excerpts.tolist()),
+        excerpts=tuple(np.asarray(excerpts).tolist()),
     )
+
+
+def as_categories(df: pd.DataFrame, columns) -> pd.DataFrame:
+    """A copy of `df` with the label `columns` as pandas categoricals (labels as str), so
+    every later factorisation is a pass over integer codes instead of a string hash."""
+    out = df.copy()
+    for column in columns:
+        if column in out.columns and not isinstance(out[column].dtype, pd.CategoricalDtype):
+            out[column] = out[column].astype(str).astype("category")
+    return out
+
+
+def combined_codes(*codes: np.ndarray) -> np.ndarray:
+    """int64 [N] dense code of the combination of several int64 [N] code arrays."""
+    key = np.zeros_like(codes[0])
+    for code in codes:
+        key = key * (int(code.max()) + 1) + code
+    return pd.factorize(key)[0].astype(np.int64)

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.stats.validation import AnalysisInputError, require_columns
+from analysis.stats.validation import AnalysisInputError, label_codes, require_columns
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,16 @@ def _screening_failed(participants: pd.DataFrame) -> set[str]:
     return set(participants.loc[failed.to_numpy(bool), "participant"].astype(str))
 
 
+def _in_set(series: pd.Series, ids: set[str]) -> np.ndarray:
+    """bool [N]: the row's label (as str) is in `ids`; integer work only."""
+    codes, labels = label_codes(series)
+    return np.isin(np.array(labels, dtype=object), list(ids))[codes] if ids else np.zeros(len(series), bool)
+
+
+def _count_labels(series: pd.Series) -> int:
+    return len(label_codes(series)[1])
+
+
 def apply_exclusions(
     preferences: pd.DataFrame,
     ratings: pd.DataFrame | None = None,
@@ -86,7 +96,7 @@ def apply_exclusions(
     before = {
         "judgments": int(len(kept)),
         "ratings": int(len(ratings)) if ratings is not None else 0,
-        "participants": int(kept["participant"].astype(str).nunique()),
+        "participants": _count_labels(kept["participant"]),
     }
     applied, excluded = [], set()
     if rules.min_catch_accuracy is not None:
@@ -108,10 +118,10 @@ def apply_exclusions(
         ids = set(participants.loc[participants["status"] != "completed", "participant"].astype(str))
         applied.append({"rule": "did not complete the study", "participants": len(ids)})
         excluded |= ids
-    keep = ~kept["participant"].astype(str).isin(excluded).to_numpy()
-    kept = kept[keep]
-    if ratings is not None and excluded:
-        ratings = ratings[~ratings["participant"].astype(str).isin(excluded).to_numpy()]
+    if excluded:
+        kept = kept[~_in_set(kept["participant"], excluded)]
+        if ratings is not None:
+            ratings = ratings[~_in_set(ratings["participant"], excluded)]
     record = {
         "rules": asdict(rules),
         "applied": applied,
@@ -121,7 +131,7 @@ def apply_exclusions(
         "after": {
             "judgments": int(len(kept)),
             "ratings": int(len(ratings)) if ratings is not None else 0,
-            "participants": int(kept["participant"].astype(str).nunique()),
+            "participants": _count_labels(kept["participant"]),
         },
     }
     return Filtered(preferences=kept, ratings=ratings, catch_trials=catch_trials, record=record)

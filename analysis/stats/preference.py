@@ -11,7 +11,12 @@ import pandas as pd
 from scipy import stats
 
 from analysis.stats.encoding import encode_judgments
-from analysis.stats.validation import AnalysisInputError, check_preferences, require_columns
+from analysis.stats.validation import (
+    AnalysisInputError,
+    check_preferences,
+    label_codes,
+    require_columns,
+)
 
 
 def wilson_interval(
@@ -139,7 +144,8 @@ def side_bias(df: pd.DataFrame, by: str | None = None, confidence: float = 0.95)
         ci_high, p_value.
     """
     check_preferences(df)
-    chose_left = (df["chosen"].astype(str) == "left").to_numpy()
+    chosen_code, chosen_labels = label_codes(df["chosen"])
+    chose_left = (np.array(chosen_labels, dtype=object) == "left")[chosen_code]
     if by is None:
         n = np.array([chose_left.size])
         left = np.array([int(chose_left.sum())])

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.stats.encoding import system_order
-from analysis.stats.validation import AnalysisInputError, check_ratings
+from analysis.stats.encoding import combined_codes, system_order
+from analysis.stats.validation import AnalysisInputError, check_ratings, label_codes
 
 
 def rating_blocks(df: pd.DataFrame) -> dict[str, tuple[np.ndarray, list[str], int]]:
@@ -26,21 +26,27 @@ def rating_blocks(df: pd.DataFrame) -> dict[str, tuple[np.ndarray, list[str], in
         number of incomplete blocks dropped).
     """
     check_ratings(df)
-    block, _ = pd.factorize(pd.MultiIndex.from_frame(df[["participant", "excerpt"]]))
+    block_all = combined_codes(label_codes(df["participant"])[0], label_codes(df["excerpt"])[0])
+    attribute_code, attributes = label_codes(df["attribute"])
+    system_all, system_labels = label_codes(df["system"])
+    score_all = df["score"].to_numpy(np.float64)
     out = {}
-    for attribute, part in df.groupby("attribute", sort=True):
-        rows = np.flatnonzero(df["attribute"].to_numpy() == attribute)
-        systems = system_order(part["system"].astype(str).unique().tolist())
-        system_code = pd.Categorical(part["system"].astype(str), categories=systems).codes.astype(np.int64)
-        block_code, _ = pd.factorize(block[rows])
+    for a in np.argsort(attributes):
+        rows = attribute_code == a
+        present = np.unique(system_all[rows])
+        systems = system_order([system_labels[i] for i in present])
+        rank = np.full(len(system_labels), -1, dtype=np.int64)
+        rank[present] = [systems.index(system_labels[i]) for i in present]
+        system_code = rank[system_all[rows]]
+        block_code, _ = pd.factorize(block_all[rows])
         n_blocks, k = int(block_code.max()) + 1, len(systems)
         key = block_code * k + system_code
-        total = np.bincount(key, weights=part["score"].to_numpy(np.float64), minlength=n_blocks * k)
+        total = np.bincount(key, weights=score_all[rows], minlength=n_blocks * k)
         count = np.bincount(key, minlength=n_blocks * k)
         complete = (count.reshape(n_blocks, k) > 0).all(axis=1)
         with np.errstate(invalid="ignore"):
             mean = (total / count).reshape(n_blocks, k)
-        out[str(attribute)] = (mean[complete], systems, int((~complete).sum()))
+        out[attributes[a]] = (mean[complete], systems, int((~complete).sum()))
     return out
 
 

@@ -17,14 +17,19 @@ from scipy import stats
 from analysis.stats.agreement import krippendorff_alpha
 from analysis.stats.bootstrap import cluster_bootstrap
 from analysis.stats.bradley_terry import bradley_terry
-from analysis.stats.encoding import encode_judgments
+from analysis.stats.encoding import as_categories, encode_judgments
 from analysis.stats.exclusions import ExclusionRules, apply_exclusions
 from analysis.stats.mixed import mixed_logistic
 from analysis.stats.power import power_analysis
 from analysis.stats.preference import non_inferiority, preference_rates, side_bias
 from analysis.stats.quality import catch_summary, listener_quality
 from analysis.stats.ratings import friedman, rating_distribution, rating_summary, wilcoxon_pairs
-from analysis.stats.validation import AnalysisInputError, check_preferences, check_ratings
+from analysis.stats.validation import (
+    PREFERENCE_COLUMNS,
+    AnalysisInputError,
+    check_preferences,
+    check_ratings,
+)
 from hafm_core.constants import (
     PAPER_FAD_THREE_STAGE,
     PAPER_FAD_TWO_STAGE,
@@ -225,8 +230,10 @@ def analyze_study(
     rules = rules or ExclusionRules()
     options = options or AnalysisOptions()
     check_preferences(preferences)
+    preferences = as_categories(preferences, PREFERENCE_COLUMNS)
     if ratings is not None:
         check_ratings(ratings)
+        ratings = as_categories(ratings, ["participant", "excerpt", "system", "attribute"])
     filtered = apply_exclusions(preferences, ratings, participants, rules)
     prefs = filtered.preferences
     check_preferences(prefs, "preferences (after exclusions)")

@@ -40,6 +40,23 @@ def require_rows(df: pd.DataFrame, what: str) -> None:
         raise AnalysisInputError(f"{what}: no rows to analyse")
 
 
+def label_codes(series: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """int64 [N] codes and the labels (as str) of a label column; O(N) on categoricals."""
+    codes, uniques = pd.factorize(series)
+    return codes.astype(np.int64), [str(u) for u in np.asarray(uniques)]
+
+
+def shared_codes(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Codes of two label columns in one label space: (codes_a, codes_b, labels)."""
+    codes_a, labels_a = label_codes(a)
+    codes_b, labels_b = label_codes(b)
+    labels = sorted(set(labels_a) | set(labels_b))
+    index = {label: i for i, label in enumerate(labels)}
+    map_a = np.array([index[x] for x in labels_a], dtype=np.int64)
+    map_b = np.array([index[x] for x in labels_b], dtype=np.int64)
+    return map_a[codes_a], map_b[codes_b], labels
+
+
 def _require_no_missing(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
     for column in columns:
         missing = df[column].isna().to_numpy()
@@ -59,19 +76,21 @@ def check_preferences(df: pd.DataFrame, what: str = "preferences") -> None:
     require_columns(df, PREFERENCE_COLUMNS, what)
     require_rows(df, what)
     _require_no_missing(df, PREFERENCE_COLUMNS, what)
-    chosen = df["chosen"].astype(str).to_numpy()
-    bad = ~np.isin(chosen, SIDES)
-    if bad.any():
-        labels = sorted(set(chosen[bad].tolist()))[:5]
+    chosen_code, chosen_labels = label_codes(df["chosen"])
+    bad_label = ~np.isin(np.array(chosen_labels, dtype=object), SIDES)
+    if bad_label.any():
+        bad = bad_label[chosen_code]
+        labels = sorted(np.array(chosen_labels, dtype=object)[bad_label].tolist())[:5]
         raise AnalysisInputError(
             f"{what}: column 'chosen' must be 'left' or 'right'; found {labels} "
             f"in {int(bad.sum())} row(s), first at row {int(np.flatnonzero(bad)[0])}"
         )
-    same = df["system_left"].to_numpy() == df["system_right"].to_numpy()
+    left, right, labels = shared_codes(df["system_left"], df["system_right"])
+    same = left == right
     if same.any():
         row = int(np.flatnonzero(same)[0])
         raise AnalysisInputError(
-            f"{what}: system_left equals system_right ({df['system_left'].iloc[row]!r}) "
+            f"{what}: system_left equals system_right ({labels[left[row]]!r}) "
             f"in {int(same.sum())} row(s), first at row {row}; drop catch or practice rows first"
         )
 
@@ -83,13 +102,3 @@ def check_ratings(df: pd.DataFrame, what: str = "ratings") -> None:
     _require_no_missing(df, RATING_COLUMNS, what)
     if not pd.api.types.is_numeric_dtype(df["score"]):
         raise AnalysisInputError(f"{what}: column 'score' must be numeric, got {df['score'].dtype}")
-
-
-def check_systems_present(df: pd.DataFrame, systems: Iterable[str], what: str) -> None:
-    """Raise if a system named by the caller never appears in the preference table."""
-    present = set(pd.unique(df["system_left"])) | set(pd.unique(df["system_right"]))
-    for system in systems:
-        if system not in present:
-            raise AnalysisInputError(
-                f"{what}: no judgment involves system {system!r}; present: {sorted(map(str, present))}"
-            )
