@@ -61,7 +61,7 @@ lint: setup
 test-sqlite: setup system-deps
 	$(call ensure_debian,chromium:chromium)
 	@echo "==> tests on SQLite (embedded defaults)"
-	env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/pytest
+	env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/pytest -m "not postgres"
 
 test-postgres: setup system-deps
 	@echo "==> database tests again on PostgreSQL ($(POSTGRES_URL))"

@@ -18,7 +18,7 @@ from listening.models import Item, Participant, Trial
 from tests.conftest import IN_CI
 from tests.listening.conftest import answer, start_trials
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.services, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
