@@ -34,7 +34,8 @@ class StudyForm(forms.Form):
     rating_quota_per_clip = forms.IntegerField(min_value=0, initial=50)
     preference_trials = forms.IntegerField(min_value=1, max_value=200, initial=12,
                                            help_text="Per listener, catch trials included.")
-    rating_trials = forms.IntegerField(min_value=0, max_value=200, initial=3)
+    rating_trials = forms.IntegerField(min_value=0, max_value=200, required=False,
+                                       help_text="Per listener; empty: one per compared system (a complete block).")
     catch_rate = forms.FloatField(min_value=0.0, max_value=0.5, initial=0.1)
     screening = forms.BooleanField(required=False, initial=True, label="Headphone screening (Huggins pitch)")
     completion_code = forms.CharField(max_length=64)

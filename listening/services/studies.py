@@ -91,7 +91,7 @@ def _write_clip(folder: Path, clip: render.RenderedClip) -> tuple[str, bytes]:
 
 def create_study(*, name: str, stimuli: Sequence[dict | StimulusSource], comparisons: Sequence[Sequence[str]],
                  completion_code: str, attributes: Sequence[str] | None = None, quota_per_pair: int = 200,
-                 rating_quota_per_clip: int | None = None, preference_trials: int = 12, rating_trials: int = 3,
+                 rating_quota_per_clip: int | None = None, preference_trials: int = 12, rating_trials: int | None = None,
                  catch_rate: float = 0.1, screening: bool = True, screened_out_code: str = "",
                  catch_reference: str | None = None, sample_rate_hz: int = 44_100, target_lufs: float = -23.0,
                  max_duration_s: float = 20.0, listener_title: str = "Music listening study",
@@ -103,7 +103,9 @@ def create_study(*, name: str, stimuli: Sequence[dict | StimulusSource], compari
     optional tempo_bpm (for the half-beat catch clip; estimated when absent)}.
     `comparisons`: system pairs, each judged `quota_per_pair` times per excerpt.
     `attributes`: rating scales (None: the three defaults; []: no rating trials); each clip of a
-    compared system is rated `rating_quota_per_clip` times (default `quota_per_pair`).
+    compared system is rated `rating_quota_per_clip` times (default `quota_per_pair`). A
+    listener rates `rating_trials` clips (default: one per compared system), in blocks of one
+    excerpt, so their ratings form complete blocks (Friedman test).
     Catch clips are made from `catch_reference` (default: ground-truth when present, else the
     first system of the first comparison). Raises StudySetupError or an AudioError.
     """
@@ -143,7 +145,8 @@ def create_study(*, name: str, stimuli: Sequence[dict | StimulusSource], compari
                 comparisons=[list(p) for p in pairs], quota_per_pair=quota_per_pair,
                 rating_quota_per_clip=(quota_per_pair if rating_quota_per_clip is None else rating_quota_per_clip)
                 if attributes else 0,
-                preference_trials=preference_trials, rating_trials=rating_trials if attributes else 0,
+                preference_trials=preference_trials,
+                rating_trials=(len(used) if rating_trials is None else rating_trials) if attributes else 0,
                 catch_rate=catch_rate, screening_enabled=screening, completion_code=completion_code.strip(),
                 screened_out_code=screened_out_code.strip(), lease_s=lease_s, idle_timeout_s=idle_timeout_s,
                 target_lufs=target_lufs, sample_rate_hz=sample_rate_hz, media_dir=media_dir,

@@ -50,15 +50,27 @@ def _new_trial(participant: Participant, position: int, kind: str, now, left: St
         lease_expires_at=now + timedelta(seconds=participant.study.lease_s))
 
 
+def _open_rating_block(participant: Participant) -> str | None:
+    """The excerpt this listener rated last. Its unrated clips go first, so ratings come in
+    blocks (every compared system on one excerpt by one listener), the design the Friedman
+    test and Kendall's W need."""
+    return (Trial.objects.filter(participant=participant, kind=Trial.Kind.RATING).order_by("-position")
+            .values_list("item__excerpt", flat=True).first())
+
+
 def _lease_item(participant: Participant, kind: str, position: int, now, rng: random.Random) -> Trial | None:
     """Lease the least-judged item of `kind` this participant has not seen, or None if none is free."""
     seen = Trial.objects.filter(participant=participant, item__isnull=False).values("item_id")
     active = Count("trials", filter=Q(trials__status=Trial.Status.LEASED, trials__lease_expires_at__gt=now))
+    pool = Item.objects.filter(study_id=participant.study_id, kind=kind).exclude(id__in=seen)
+    block = _open_rating_block(participant) if kind == Item.Kind.RATING else None
     for _ in range(ALLOCATION_ROUNDS):
-        candidates = list(
-            Item.objects.filter(study_id=participant.study_id, kind=kind).exclude(id__in=seen)
-            .annotate(load=F("n_judged") + active).filter(load__lt=F("quota"))
-            .order_by("load", "?").values_list("id", flat=True)[:CANDIDATES])
+        candidates: list[int] = []
+        for scope in ([pool.filter(excerpt=block)] if block else []) + [pool]:
+            candidates = list(scope.annotate(load=F("n_judged") + active).filter(load__lt=F("quota"))
+                              .order_by("load", "?").values_list("id", flat=True)[:CANDIDATES])
+            if candidates:
+                break
         if not candidates:
             return None
         skipped = False

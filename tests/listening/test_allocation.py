@@ -140,3 +140,16 @@ def test_catch_trials_score_the_expected_side(make_study):
     else:
         true_side = trial.stimulus_left if trial.expected == "left" else trial.stimulus_right
         assert true_side.variant == ""
+
+
+def test_ratings_come_in_complete_blocks_of_one_excerpt(make_study):
+    study = make_study(preference_trials=0, rating_trials=None, catch_rate=0.0, rating_quota_per_clip=5)
+    assert study.rating_trials == 3  # one per compared system
+    for k in range(4):
+        participant = start_trials(study, f"rater{k}")
+        rated = []
+        while (trial := services.next_trial(participant)) is not None:
+            rated.append((trial.stimulus_left.excerpt, trial.stimulus_left.system))
+            answer(participant, trial)
+        assert len({excerpt for excerpt, _ in rated}) == 1
+        assert {system for _, system in rated} == {"three-stage", "ground-truth", "random"}
