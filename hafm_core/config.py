@@ -28,6 +28,7 @@ ENVIRONMENT = {
     "HAFM_WEIGHTS_DIR": ("$HAFM_VAR_DIR/weights", "folder holding model weights (see `hafm doctor`)"),
     "HAFM_MEDIA_DIR": ("$HAFM_VAR_DIR/media", "generated audio, stimuli and uploads"),
     "HAFM_CACHE_DIR": ("$HAFM_VAR_DIR/cache", "embedding and token caches"),
+    "HAFM_VISIBILITY_TIMEOUT_S": ("3600", "Redis: seconds before an unacknowledged task goes to another worker"),
     "DEBUG": ("true", "Django debug mode; false in production"),
     "SECRET_KEY": ("a fixed development key when DEBUG is on", "required when DEBUG is off"),
     "ALLOWED_HOSTS": ("127.0.0.1,localhost", "comma-separated host names the site answers"),
