@@ -10,9 +10,13 @@ shape downstream is the real one while a forward pass costs milliseconds:
 - `encodec_24khz/`: `EncodecModel` at 24 kHz, the real up-sampling ratios (hop 320 -> 75 Hz),
   bandwidths 1.5/3/6 kbps -> 8 codebooks of 1024 entries at 6 kbps, width 32.
 
-Random-init EnCodec codebooks are all zeros in transformers (every code would be 0), so the
-codebooks here are filled with seeded Gaussian vectors scaled to the encoder's residuals on a
-synthetic track: codes then vary with the audio, as real ones do.
+Random-init EnCodec would not behave like a codec: its codebooks are all zeros in transformers
+(every code would be 0), its encoder frames are nearly constant and its decoder output is the
+biases' pattern whatever the codes. So, fitted to a seeded synthetic track: the encoder's
+frames are standardised per channel, each residual codebook gets seeded Gaussian entries at
+the scale of its residual, and the decoder gets unit gains and no biases. Codes then follow
+the audio, and the decoded audio follows the codes and the number of codebooks (3 vs 6 kbps),
+as with the real model (tested).
 
 The same seed writes byte-identical folders (torch's CPU generator is deterministic and
 safetensors files carry no timestamps).
@@ -95,30 +99,77 @@ def _save_atomically(model, target: Path) -> Path:
     return target
 
 
-def _seed_encodec_codebooks(model, seed: int) -> None:
-    """Fill each residual codebook with seeded picks of that stage's residual frames, plus jitter.
+def _weight_normed(module) -> list:
+    """The weight-normalised convolutions under `module`, in forward order."""
+    return [m for m in module.modules() if hasattr(m, "parametrizations") and hasattr(m.parametrizations, "weight")]
 
-    The frames come from the encoder on a seeded synthetic mixture, as a k-means init would
-    choose them, so nearest-code assignment spreads over many entries.
-    """
+
+def _reference_audio(seed: int):
+    """float32 [1, 1, n]: a seeded 4 s synthetic mixture at 24 kHz, what the weights are fitted to."""
     import torch
 
     from hafm_core.synth import synthesize_multitrack
 
     track = synthesize_multitrack(seed, duration_s=4.0, sample_rate_hz=constants.ACOUSTIC_SAMPLE_RATE_HZ)
-    audio = torch.from_numpy(track.mixture.astype(np.float32))[None, None]
+    return torch.from_numpy(track.mixture.astype(np.float32))[None, None]
+
+
+def _normalize_encoder(model, audio) -> None:
+    """Fold a per-channel standardisation into the encoder's last convolution.
+
+    Random-init encoder frames are almost constant per channel (the biases dominate: the
+    time-varying part is ~2% of the level), so codes would barely follow the audio. After
+    this, each channel of the reference audio's frames has mean 0 and std 1.
+    """
+    import torch
+
+    last = _weight_normed(model.encoder)[-1]
+    with torch.no_grad():
+        frames = model.encoder(audio)[0]  # (D, T)
+        mean, std = frames.mean(dim=1), frames.std(dim=1).clamp_min(1e-6)
+        last.parametrizations.weight.original0.div_(std[:, None, None])  # gain per output channel
+        last.bias.copy_((last.bias - mean) / std)
+
+
+def _seed_encodec_codebooks(model, audio, seed: int) -> None:
+    """Fill each residual codebook with seeded Gaussian entries at the scale of its residual.
+
+    Stage k's entries have the std of what stages < k left over on the reference audio, as a
+    residual quantizer's codebooks do: every stage, fine ones included, moves the decoded
+    frames by a comparable amount, and nearest-code assignment spreads over many entries.
+    """
+    import torch
+
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         residual = model.encoder(audio)  # (1, D, T)
         for layer in model.quantizer.layers:
             codebook = layer.codebook
-            frames = residual[0].T  # (T, D)
-            picks = torch.randint(0, frames.shape[0], (codebook.embed.shape[0],), generator=generator)
-            jitter = 0.1 * frames.std() * torch.randn(codebook.embed.shape, generator=generator)
-            embed = frames[picks] + jitter  # (1024, D)
+            embed = residual.std() * torch.randn(codebook.embed.shape, generator=generator)  # (1024, D)
             codebook.embed.copy_(embed)
             codebook.embed_avg.copy_(embed)
             residual = residual - layer.decode(layer.encode(residual))
+
+
+def _scale_decoder(model, audio, level: float = 0.1) -> None:
+    """Unit weight-norm gains and zero biases in the decoder, then output std `level` on the
+    reference audio's codes.
+
+    The default init (gains ~0.58, biases) shrinks the signal at every layer until the output
+    is the biases' pattern whatever the codes (random vs real codes differed by 5e-5 at std
+    0.034); unit gains keep the codes' variation alive to the output.
+    """
+    import torch
+
+    layers = _weight_normed(model.decoder)
+    with torch.no_grad():
+        for layer in layers:
+            layer.parametrizations.weight.original0.fill_(1.0)
+            if layer.bias is not None:
+                layer.bias.zero_()
+        codes = model.encode(audio, bandwidth=constants.ENCODEC_BANDWIDTH_KBPS).audio_codes
+        decoded = model.decode(codes, [None]).audio_values
+        layers[-1].parametrizations.weight.original0.mul_(level / decoded.std())
 
 
 def write_tiny_hubert(out_dir: Path, seed: int = 0) -> Path:
@@ -136,7 +187,10 @@ def write_tiny_encodec(out_dir: Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     model = EncodecModel(tiny_encodec_config()).eval()
-    _seed_encodec_codebooks(model, seed)
+    audio = _reference_audio(seed)
+    _normalize_encoder(model, audio)
+    _seed_encodec_codebooks(model, audio, seed)
+    _scale_decoder(model, audio)
     return _save_atomically(model, Path(out_dir) / ENCODEC_FOLDER)
 
 
