@@ -101,7 +101,13 @@ def as_categories(df: pd.DataFrame, columns) -> pd.DataFrame:
     every later factorisation is a pass over integer codes instead of a string hash."""
     out = df.copy()
     for column in columns:
-        if column in out.columns and not isinstance(out[column].dtype, pd.CategoricalDtype):
+        if column not in out.columns or isinstance(out[column].dtype, pd.CategoricalDtype):
+            continue
+        categorical = out[column].astype("category")
+        labels = [str(c) for c in categorical.cat.categories]
+        if len(set(labels)) == len(labels):  # e.g. ints and strs that print alike merge below
+            out[column] = categorical.cat.rename_categories(labels)
+        else:
             out[column] = out[column].astype(str).astype("category")
     return out
 

@@ -1,0 +1,97 @@
+"""Server time of a study dashboard over 100 000 judgments (claim: under 1 s, uncached).
+
+Fills a throw-away SQLite database (migrated here, never the site's) with a synthetic study
+through `analysis.synthetic_db.populate_study`, then times GET of the staff dashboard with
+Django's test client (the whole request inside the server: query, statistics, charts,
+template): cold (cache cleared before each request, the figure the claim is about) and warm
+(the analysis cached until the next answer). Side by side: reading the same judgments the
+naive way, one model instance per trial (`listening.selectors.preferences_frame`, the CSV
+export path), to show what the `values_list` read saves.
+
+    python benchmarks/analysis_dashboard.py [--judgments 100000] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+BUDGET_S = 1.0
+
+
+def timed(call, repeats: int, before=None) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        if before:
+            before()
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--judgments", type=int, default=100_000)
+    parser.add_argument("--listeners", type=int, default=2_000)
+    parser.add_argument("--excerpts", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    workdir = tempfile.mkdtemp(prefix="hafm-analysis-dashboard-")
+    os.environ["DATABASE_URL"] = f"sqlite:///{workdir}/bench.sqlite3"
+    os.environ["HAFM_MEDIA_DIR"] = f"{workdir}/media"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalsite.settings")
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.cache import cache
+    from django.core.management import call_command
+    from django.test import Client
+    from django.urls import reverse
+
+    from analysis import dashboards
+    from analysis.synthetic import SyntheticStudyConfig, synthetic_study
+    from analysis.synthetic_db import populate_study
+    from listening import selectors
+
+    call_command("migrate", verbosity=0)
+    start = time.perf_counter()
+    synthetic = synthetic_study(SyntheticStudyConfig(
+        n_judgments=args.judgments, n_participants=args.listeners, n_excerpts=args.excerpts,
+        n_rating_blocks=args.judgments // 20))
+    study = populate_study("benchmark study", synthetic, catch_share=0.1)
+    print(f"{args.judgments:,} judgments (+10% catch trials, {len(synthetic.ratings):,} ratings) from "
+          f"{args.listeners:,} listeners written in {time.perf_counter() - start:.1f} s (SQLite)")
+
+    get_user_model().objects.create_superuser("bench", "bench@example.org", "pw")
+    client = Client()
+    client.login(username="bench", password="pw")
+    url = reverse("analysis:study", args=[study.public_id]) + "?catch=1&min_catch=0.5"
+    assert client.get(url).status_code == 200  # warm-up: templates, connection, imports
+
+    cold = timed(lambda: client.get(url), args.repeats, before=cache.clear)
+    warm = timed(lambda: client.get(url), args.repeats)
+    read = timed(lambda: dashboards.preferences_table(study), args.repeats)
+    naive = timed(lambda: selectors.preferences_frame(study), max(1, args.repeats // 2))
+    print(f"dashboard, cold (no cache)  median {statistics.median(cold):.3f} s  max {max(cold):.3f} s")
+    print(f"dashboard, warm (cached)    median {statistics.median(warm):.3f} s")
+    print(f"read judgments, values_list median {statistics.median(read):.3f} s")
+    print(f"read judgments, ORM objects median {statistics.median(naive):.3f} s  "
+          f"({statistics.median(naive) / statistics.median(read):.0f}x slower)")
+    page = statistics.median(cold)
+    print(f"cold dashboard / budget {BUDGET_S:.0f} s: {page / BUDGET_S:.2f} "
+          f"({'within' if page < BUDGET_S else 'OVER'} budget)")
+    return 0 if page < BUDGET_S else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

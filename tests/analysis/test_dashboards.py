@@ -1,0 +1,113 @@
+"""Staff dashboards over a live study in the listening tables, as staff and others see them."""
+
+import numpy as np
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from scipy.stats import binomtest
+
+from analysis.synthetic import SyntheticStudyConfig, synthetic_study
+from analysis.synthetic_db import populate_study
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def study():
+    synthetic = synthetic_study(SyntheticStudyConfig(n_judgments=400, n_participants=20, n_excerpts=8,
+                                                     n_rating_blocks=30, inattentive_share=0.3, seed=2))
+    return populate_study("dashboard study", synthetic, catch_share=0.2, seed=1), synthetic
+
+
+def expected_pairs(prefs):
+    chosen = np.where(prefs.chosen == "left", prefs.system_left, prefs.system_right)
+    out = {}
+    for opponent in ("ground-truth", "two-stage", "random"):
+        rows = (prefs.system_left == opponent) | (prefs.system_right == opponent)
+        out[opponent] = (int(rows.sum()), int((chosen[rows] == "three-stage").sum()))
+    return out
+
+
+def test_dashboard_shows_the_live_study_to_staff(admin_client, study):
+    study, synthetic = study
+    response = admin_client.get(reverse("analysis:study", args=[study.public_id]))
+    assert response.status_code == 200
+    analysis = response.context["analysis"]
+    pairs = analysis.pairs.set_index("opponent")
+    for opponent, (n, wins) in expected_pairs(synthetic.preferences).items():
+        assert (pairs.loc[opponent, "n"], pairs.loc[opponent, "wins"]) == (n, wins)
+        assert pairs.loc[opponent, "p_value"] == pytest.approx(binomtest(wins, n).pvalue)
+    html = response.content.decode()
+    assert "Plotly.newPlot" in html and reverse("evalsite:plotly_js") in html
+    assert "Krippendorff" in html and "Kendall" in html and "Catch trials" in html
+    assert analysis.exclusions["catch_trials_set_aside"] > 0
+    assert not analysis.friedman.empty and not analysis.catch.empty
+    index = admin_client.get(reverse("analysis:index"))
+    assert "dashboard study" in index.content.decode()
+
+
+def test_exclusion_filter_is_applied_and_recorded(admin_client, study):
+    from listening.models import Trial
+
+    study, _ = study
+    failed = set(Trial.objects.filter(participant__study=study, catch_passed=False)
+                 .values_list("participant__public_id", flat=True).distinct())
+    assert failed, "the fixture should have listeners failing catch trials"
+    response = admin_client.get(reverse("analysis:study", args=[study.public_id]), {"catch": "1", "min_catch": "1"})
+    exclusions = response.context["analysis"].exclusions
+    assert set(exclusions["excluded_participants"]) == {str(p) for p in failed}
+    kept = Trial.objects.filter(participant__study=study, kind="preference").exclude(
+        participant__public_id__in=failed).count()
+    assert exclusions["after"]["judgments"] == kept
+    assert "listeners excluded" in response.content.decode()
+    bad = admin_client.get(reverse("analysis:study", args=[study.public_id]), {"catch": "1", "min_catch": "lots"})
+    assert bad.status_code == 400 and "min_catch" in bad.content.decode()
+
+
+def test_new_answers_show_up_and_report_downloads(admin_client, study):
+    from listening.models import Participant, Trial
+
+    study, _ = study
+    url = reverse("analysis:study", args=[study.public_id])
+    before = admin_client.get(url).context["analysis"].exclusions["after"]["judgments"]
+    template = Trial.objects.filter(participant__study=study, kind="preference").first()
+    Trial.objects.create(participant=template.participant, position=10_000, kind="preference", item=template.item,
+                         stimulus_left=template.stimulus_left, stimulus_right=template.stimulus_right,
+                         status="answered", answer_key="k" * 43, lease_expires_at=timezone.now(),
+                         answered_at=timezone.now(), chosen="left")
+    # As listening.services.submit_answer does in the answer's transaction.
+    Participant.objects.filter(pk=template.participant_id).update(last_seen_at=timezone.now())
+    assert admin_client.get(url).context["analysis"].exclusions["after"]["judgments"] == before + 1
+    report = admin_client.get(reverse("analysis:study-report", args=[study.public_id]))
+    assert report.status_code == 200 and "attachment" in report["Content-Disposition"]
+    assert "Plotly.newPlot" in report.content.decode() and "<script src=" not in report.content.decode()
+
+
+def test_pages_are_for_staff_only(client, django_user_model, study):
+    study, _ = study
+    django_user_model.objects.create_user("listener", password="pw")
+    client.login(username="listener", password="pw")
+    for name, args in (("analysis:index", []), ("analysis:study", [study.public_id]),
+                       ("analysis:study-report", [study.public_id]), ("analysis:fad", [])):
+        response = client.get(reverse(name, args=args))
+        assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_fad_history_page(admin_client):
+    from evalsite.models import BenchmarkRun, Checkpoint, Dataset, SystemResult
+
+    dataset = Dataset.objects.create(kind="synthetic", source="synthetic:2", manifest_path="m.json", manifest_hash="h")
+    for index, fads in enumerate(((2.0, 2.4), (1.8, 2.3))):
+        checkpoint = Checkpoint.objects.create(name=f"ckpt-{index}", path="/c", content_hash=f"c{index}")
+        run = BenchmarkRun.objects.create(checkpoint=checkpoint, dataset=dataset, systems=["three-stage", "two-stage"],
+                                          n_excerpts=2, seed=0, embedder="vggish", parameters_hash=f"p{index}",
+                                          code_version="test")
+        for system, fad in zip(("three-stage", "two-stage"), fads):
+            SystemResult.objects.create(run=run, system=system, fad=fad, fad_low=fad - 0.1, fad_high=fad + 0.1,
+                                        embedder="vggish")
+    response = admin_client.get(reverse("analysis:fad"))
+    html = response.content.decode()
+    assert response.status_code == 200 and "Plotly.newPlot" in html
+    assert "ckpt-1" in html and "1.800" in html and "[1.700, 1.900]" in html
+    empty = admin_client.get(reverse("analysis:study", args=["00000000-0000-0000-0000-000000000000"]))
+    assert empty.status_code == 404
