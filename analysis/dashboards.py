@@ -22,6 +22,7 @@ from django.db import connection
 from django.db.models import Count, Max, Q, Sum
 
 from analysis import figures
+from analysis.stats.encoding import system_order
 from analysis.stats.exclusions import ExclusionRules
 from analysis.stats.study import AnalysisOptions, StudyAnalysis, analyze_study
 from analysis.stats.validation import AnalysisInputError
@@ -124,7 +125,8 @@ def quota_progress(study: Study) -> pd.DataFrame:
     table = pd.DataFrame.from_records(list(rows))
     if table.empty:
         return pd.DataFrame(columns=["pair", "quota", "judged", "excerpts"])
-    table["pair"] = [" vs ".join(sorted((a, b))) for a, b in zip(table["stimulus_a__system"], table["stimulus_b__system"])]
+    table["pair"] = [" vs ".join(system_order([a, b])) for a, b in zip(table["stimulus_a__system"],
+                                                                         table["stimulus_b__system"])]
     return table.groupby("pair", as_index=False)[["quota", "judged", "excerpts"]].sum()
 
 

@@ -111,3 +111,25 @@ def test_fad_history_page(admin_client):
     assert "ckpt-1" in html and "1.800" in html and "[1.700, 1.900]" in html
     empty = admin_client.get(reverse("analysis:study", args=["00000000-0000-0000-0000-000000000000"]))
     assert empty.status_code == 404
+
+
+def test_listening_csv_exports_feed_hafm_analyze_and_agree_with_the_dashboard(admin_client, study, tmp_path, capsys):
+    import json
+
+    from hafm_core.cli import main
+    from listening.exports import write_exports
+
+    study, _ = study
+    write_exports(study, tmp_path)
+    argv = ["analyze", str(tmp_path / "preferences.csv"), "--ratings", str(tmp_path / "ratings.csv"),
+            "--participants", str(tmp_path / "participants.csv"), "--exclude-failed-catch", "--json", "--n-boot", "100"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    page = admin_client.get(reverse("analysis:study", args=[study.public_id]), {"catch": "1", "min_catch": "1"})
+    dashboard = page.context["analysis"]
+    assert out["exclusions"]["excluded_participants"] == dashboard.exclusions["excluded_participants"]
+    assert out["exclusions"]["catch_trials_set_aside"] == dashboard.exclusions["catch_trials_set_aside"]
+    ours = {(p["system"], p["opponent"]): (p["n"], p["wins"]) for p in out["pairs"]}
+    theirs = {(r.system, r.opponent): (r.n, r.wins) for r in dashboard.pairs.itertuples()}
+    assert ours == theirs
+    assert len(out["friedman"]) == len(dashboard.friedman) == 3
