@@ -24,6 +24,7 @@ from django.db.models import Count, Max, Q, Sum
 from analysis import figures
 from analysis.stats.encoding import system_order
 from analysis.stats.exclusions import ExclusionRules
+from analysis.stats.mixed import mixed_table_for_display
 from analysis.stats.study import AnalysisOptions, StudyAnalysis, analyze_study
 from analysis.stats.validation import AnalysisInputError
 from evalsite.models import SystemResult
@@ -243,7 +244,7 @@ def study_tables_html(analysis: StudyAnalysis) -> dict[str, str]:
         "cluster": _html_table(analysis.cluster, ["system", "opponent", "n", "rate", "se_binomial", "se_cluster",
                                                   "ci_low", "ci_high", "p_value", "design_effect"]),
         "non_inferiority": _html_table(analysis.non_inferiority),
-        "mixed": _html_table(analysis.mixed.drop(columns="method", errors="ignore")),
+        "mixed": _html_table(mixed_table_for_display(analysis.mixed)),
         "side_bias": _html_table(analysis.side_bias),
         "power": _html_table(analysis.power, ["system", "opponent", "n", "design_effect", "power",
                                               "n_required_clustered", "judgments_needed"]),

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import figures
+from analysis.stats.mixed import METHOD, mixed_table_for_display
 from analysis.stats.study import StudyAnalysis, paper_comparison
 
 _STYLE = """
@@ -96,9 +97,9 @@ def render_report(analysis: StudyAnalysis, title: str = "HAFM listening study re
         f"<h3>Non-inferiority against {html.escape(options.reference)} (margin {options.margin})</h3>",
         _table(analysis.non_inferiority),
         "<h3>Mixed-effects logistic model</h3>",
-        f"<p>{html.escape(str(analysis.mixed['method'].iloc[0]))}: rate for a typical listener and "
-        "excerpt at balanced sides.</p>" if len(analysis.mixed) else "",
-        _table(analysis.mixed.drop(columns="method", errors="ignore")),
+        f"<p>{html.escape(METHOD)}: rate for a typical listener and excerpt at balanced sides.</p>"
+        if len(analysis.mixed) else "",
+        _table(mixed_table_for_display(analysis.mixed)),
         "<h3>Left/right bias</h3>", _table(analysis.side_bias),
         "<h2>Bradley-Terry scores</h2>", rendered[1], _table(analysis.bradley_terry),
         "<h2>Sample size and power</h2>", rendered[2],

@@ -22,7 +22,17 @@ from scipy.special import expit
 from analysis.stats.encoding import encode_judgments
 from analysis.stats.glmm import fit_crossed_logistic
 
+COLUMNS = ["system", "opponent", "n", "log_odds", "log_odds_se", "rate", "ci_low", "ci_high", "p_value",
+           "left_bias_log_odds", "sd_participant", "sd_excerpt", "method"]
 METHOD = "Laplace GLMM (lme4 glmer nAGQ=0 equivalent), crossed listener and excerpt intercepts"
+
+
+def mixed_table_for_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with the common method text dropped and exceptions kept as a `note`."""
+    if "method" not in table.columns:
+        return table
+    note = table["method"].where(table["method"] != METHOD, "")
+    return table.drop(columns="method").assign(note=note)
 
 
 def mixed_logistic(df: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -39,6 +49,11 @@ def mixed_logistic(df: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     for index, (system, opponent) in enumerate(coded.pairs):
         mask = coded.pair == index
         y = coded.system_won[mask].astype(np.float64)
+        if y.min() == y.max():
+            # Complete separation: the log-odds has no finite estimate; say so, don't fit.
+            rows.append({"system": system, "opponent": opponent, "n": int(mask.sum()),
+                         "method": "not estimable: every judgment chose the same system"})
+            continue
         side = np.where(coded.system_on_left[mask], 0.5, -0.5)
         exog = np.column_stack([np.ones_like(side), side])
         groups = [pd.factorize(coded.participant[mask])[0], pd.factorize(coded.excerpt[mask])[0]]
@@ -62,4 +77,4 @@ def mixed_logistic(df: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
                 "method": METHOD,
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=COLUMNS)

@@ -54,7 +54,7 @@ class AnalysisOptions:
     seed: int = 0
     mixed_model: bool = True
     # The dense Laplace GLMM costs ~(listeners + excerpts)^3 per step: skipped above this.
-    mixed_model_max_levels: int = 3000
+    mixed_model_max_levels: int = 1500
 
 
 @dataclass(frozen=True)

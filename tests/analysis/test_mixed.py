@@ -75,3 +75,13 @@ def test_mixed_logistic_per_pair_recovers_the_simulated_effects():
     assert row.ci_low < 1 / (1 + np.exp(-1.5)) < row.ci_high
     assert row.left_bias_log_odds == pytest.approx(0.2, abs=0.15)
     assert row.sd_participant == pytest.approx(0.8, abs=0.35)
+
+
+def test_pair_won_every_time_is_reported_not_estimable():
+    import pandas as pd
+
+    df = pd.DataFrame({"participant": list(range(6)) * 2, "excerpt": [0, 1] * 6,
+                       "system_left": ["three-stage", "random"] * 6, "system_right": ["random", "three-stage"] * 6,
+                       "chosen": ["left", "right"] * 6})
+    row = mixed_logistic(df).iloc[0]
+    assert row.n == 12 and "not estimable" in row.method and np.isnan(row.log_odds)
