@@ -357,10 +357,10 @@ def send_tasks(name: str, argument_lists: Sequence[tuple], queue: str) -> None:
     """Send tasks by name over one broker connection (the broker the app is configured with now)."""
     from evalsite.celery import app
 
-    task = app.tasks[name]
+    # By name: the sender need not have imported the task modules (a web process has not).
     with app.connection_for_write() as broker:
         for args in argument_lists:
-            task.apply_async(args=list(args), queue=queue, connection=broker)
+            app.send_task(name, args=list(args), queue=queue, connection=broker)
 
 
 def cancel_run(run: BenchmarkRun) -> BenchmarkRun:

@@ -71,6 +71,20 @@ def tiny_checkpoint_dir(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def tiny_weights_dir(tmp_path_factory) -> Path:
+    """HAFM_WEIGHTS_DIR with tiny HuBERT and EnCodec, and seeded random k-means centroids
+    (500 x 32, what the tiny cascade's semantic vocabulary expects; fitting them is not needed)."""
+    import numpy as np
+
+    from hafm_core.tokens.tiny import KMEANS_FILE, write_tiny_weights
+
+    root = write_tiny_weights(tmp_path_factory.mktemp("weights"), seed=0)
+    centroids = np.random.default_rng(0).standard_normal((500, 32)).astype(np.float32)
+    np.save(root / KMEANS_FILE, centroids)
+    return root
+
+
 @pytest.fixture
 def broker_url(tmp_path, monkeypatch) -> str:
     """A fresh embedded broker for this test: the app sends there, workers started on it read it."""
