@@ -9,6 +9,7 @@ Each statistic takes the export tables (see `validation.PREFERENCE_COLUMNS`,
     bradley_terry  Bradley-Terry scores for all systems with bootstrap CIs
     ratings        Friedman, Wilcoxon signed-rank with Holm, rank-biserial, Kendall's W
     agreement      Krippendorff's alpha (ordinal)
+    metric_agreement  Spearman's rho of fit metrics with listener ratings, excerpt bootstrap CI
     power          power and the judgments still needed
     exclusions     catch-trial and screening filters, recorded
     quality        catch-trial accuracy and listener quality
