@@ -73,6 +73,23 @@ def _paper_section(analysis: StudyAnalysis) -> str:
     return f"<table><tr><th>figure</th><th>paper</th><th>ours</th></tr>{body}</table>{verdict}"
 
 
+METRIC_AGREEMENT_COLUMNS = ["metric", "attribute", "n_items", "n_excerpts", "n_ratings", "rho", "ci_low", "ci_high",
+                            "fisher_low", "fisher_high", "p_value", "note"]
+METRIC_AGREEMENT_TEXT = (
+    "Spearman's rank correlation between each objective fit metric and the mean listener rating of "
+    "the matching attribute, over (excerpt, system) items. CI: percentile cluster bootstrap over "
+    "excerpts (the accompaniments of one vocal are not independent), the one to quote; the Fisher-z "
+    "interval (Bonett-Wright variance) and the p-value treat items as independent.")
+
+
+def metric_agreement_section(analysis: StudyAnalysis) -> str:
+    """The report's section on fit metrics against ratings; empty without metrics."""
+    if len(analysis.metric_agreement) == 0:
+        return ""
+    return (f"<h2>Objective fit metrics against listener ratings</h2><p>{html.escape(METRIC_AGREEMENT_TEXT)}</p>"
+            + _table(analysis.metric_agreement, METRIC_AGREEMENT_COLUMNS))
+
+
 def render_report(analysis: StudyAnalysis, title: str = "HAFM listening study report") -> str:
     """The complete HTML document."""
     plots = [figures.preference_bars(analysis.pairs, analysis.cluster),
@@ -112,6 +129,7 @@ def render_report(analysis: StudyAnalysis, title: str = "HAFM listening study re
         "<h3>Pairwise Wilcoxon signed-rank, Holm-corrected</h3>", _table(analysis.wilcoxon),
         "<h3>Rater agreement (Krippendorff's alpha)</h3>", _table(analysis.agreement),
         "<h3>Summary</h3>", _table(analysis.rating_summary),
+        metric_agreement_section(analysis),
         "<h2>Quality control</h2>", "<h3>Catch trials</h3>", _table(analysis.catch),
         "<h3>Listeners</h3>", rendered[3], _table(analysis.listeners.head(50)),
         "<h2>Paper comparison</h2>", _paper_section(analysis),

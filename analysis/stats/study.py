@@ -19,6 +19,7 @@ from analysis.stats.bootstrap import cluster_bootstrap
 from analysis.stats.bradley_terry import bradley_terry
 from analysis.stats.encoding import as_categories, encode_judgments
 from analysis.stats.exclusions import ExclusionRules, apply_exclusions
+from analysis.stats.metric_agreement import check_metrics, metric_agreement
 from analysis.stats.mixed import mixed_logistic
 from analysis.stats.power import power_analysis
 from analysis.stats.preference import non_inferiority, preference_rates, side_bias
@@ -55,6 +56,8 @@ class AnalysisOptions:
     mixed_model: bool = True
     # The dense Laplace GLMM costs ~(listeners + excerpts)^3 per step: skipped above this.
     mixed_model_max_levels: int = 1500
+    # Fit metric -> rated attribute for the metric agreement; None: DEFAULT_METRIC_ATTRIBUTES.
+    metric_attributes: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class StudyAnalysis:
     agreement: pd.DataFrame = field(default_factory=pd.DataFrame)
     rating_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
     rating_distribution: pd.DataFrame = field(default_factory=pd.DataFrame)
+    metric_agreement: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: tuple[str, ...] = ()
     fad: dict | None = None  # normalised by `fad_comparison`, for the paper comparison
 
@@ -88,6 +92,7 @@ class StudyAnalysis:
             "mixed_model": self.mixed, "power": self.power, "catch_trials": self.catch,
             "listeners": self.listeners, "friedman": self.friedman, "wilcoxon": self.wilcoxon,
             "agreement": self.agreement, "rating_summary": self.rating_summary,
+            "metric_agreement": self.metric_agreement,
         }
         out = {
             "pairs": records(self.pairs[list(PAIR_KEYS)]),
@@ -147,6 +152,21 @@ def _ratings_tables(ratings: pd.DataFrame) -> dict:
         "rating_summary": rating_summary(ratings),
         "rating_distribution": rating_distribution(ratings),
     }
+
+
+def _metric_agreement(metrics: pd.DataFrame, ratings: pd.DataFrame | None, options: AnalysisOptions,
+                      notes: list[str]) -> pd.DataFrame:
+    """Spearman's rho of each fit metric with its attribute's ratings (after exclusions); a
+    metric that cannot be estimated keeps its row, empty, and its reason goes to the notes."""
+    if ratings is None or len(ratings) == 0:
+        notes.append("fit metrics given but no ratings (after exclusions): metric agreement not computed")
+        return pd.DataFrame()
+    mapping = dict(options.metric_attributes) if options.metric_attributes is not None else None
+    table = metric_agreement(metrics, ratings, mapping, n_boot=options.n_boot, seed=options.seed,
+                             confidence=options.confidence, strict=False)
+    notes.extend(f"metric agreement, {row.metric} vs {row.attribute}: {row.note}"
+                 for row in table.itertuples(index=False) if row.note)
+    return table
 
 
 def _mixed(preferences: pd.DataFrame, options: AnalysisOptions, notes: list[str]) -> pd.DataFrame:
@@ -225,8 +245,13 @@ def analyze_study(
     rules: ExclusionRules | None = None,
     options: AnalysisOptions | None = None,
     fad: dict | None = None,
+    metrics: pd.DataFrame | None = None,
 ) -> StudyAnalysis:
-    """Run every statistic on the exports after setting catch trials aside and applying `rules`."""
+    """Run every statistic on the exports after setting catch trials aside and applying `rules`.
+
+    `metrics`: fit metrics of the rated clips, long format `excerpt, system, metric, value`
+    (`hafm fit --csv`); with ratings they give the `metric_agreement` table.
+    """
     rules = rules or ExclusionRules()
     options = options or AnalysisOptions()
     check_preferences(preferences)
@@ -234,6 +259,8 @@ def analyze_study(
     if ratings is not None:
         check_ratings(ratings)
         ratings = as_categories(ratings, ["participant", "excerpt", "system", "attribute"])
+    if metrics is not None:
+        metrics = check_metrics(metrics)
     filtered = apply_exclusions(preferences, ratings, participants, rules)
     prefs = filtered.preferences
     check_preferences(prefs, "preferences (after exclusions)")
@@ -257,5 +284,7 @@ def analyze_study(
     }
     if filtered.ratings is not None and len(filtered.ratings):
         tables.update(_ratings_tables(filtered.ratings))
+    if metrics is not None:
+        tables["metric_agreement"] = _metric_agreement(metrics, filtered.ratings, options, notes)
     return StudyAnalysis(options=options, exclusions=filtered.record, notes=tuple(notes),
                          fad=fad_comparison(fad) if fad else None, **tables)

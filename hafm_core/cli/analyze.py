@@ -2,11 +2,17 @@
 
     hafm analyze preferences.csv [--ratings ratings.csv] [--participants participants.csv]
                  [--exclude-failed-catch [MIN_ACCURACY]] [--exclude-failed-screening]
-                 [--fad fad.json] [--json | --html report.html]
+                 [--fad fad.json] [--metrics metrics.csv ... [--metric-attribute METRIC=ATTRIBUTE ...]]
+                 [--json | --html report.html]
 
 `--json` prints one object: `pairs` (system, opponent, n, wins, rate, ci_low, ci_high,
 p_value; rate = wins / n of `system` against `opponent` over both side orders), the other
 statistics, `paper_comparison` and the `exclusions` applied. `--html` writes an offline report.
+`--metrics` takes fit metrics in long format (`excerpt, system, metric, value`, as `hafm fit
+--csv` writes them; several files are concatenated, e.g. one per system) and adds
+`metric_agreement`: Spearman's rho of each metric with the mean rating of its attribute over
+(excerpt, system) items, with an excerpt-bootstrap and a Fisher-z CI. Label columns are read
+as text, so excerpt `0001` stays `0001`.
 """
 
 from __future__ import annotations
@@ -39,9 +45,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--no-mixed-model", action="store_true", help="skip the mixed-effects model")
     parser.add_argument("--fad", type=Path, help="JSON with FAD per system for the paper comparison")
+    parser.add_argument("--metrics", type=Path, nargs="+", metavar="METRICS_CSV",
+                        help="fit metrics (excerpt, system, metric, value; `hafm fit --csv`) to correlate with "
+                             "the ratings (needs --ratings)")
+    parser.add_argument("--metric-attribute", action="append", metavar="METRIC=ATTRIBUTE",
+                        help="pair a metric with a rated attribute (repeatable; replaces the default pairs "
+                             "rhythm -> rhythmic alignment, harmony -> harmonic compatibility, "
+                             "fit_score -> overall coherence)")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     output.add_argument("--html", type=Path, metavar="REPORT", help="write an offline HTML report")
+
+
+LABEL_COLUMNS = ("participant", "excerpt", "system", "system_left", "system_right", "chosen", "attribute",
+                 "metric", "trial", "study")
 
 
 def _read_csv(path: Path, what: str):
@@ -50,7 +67,7 @@ def _read_csv(path: Path, what: str):
     from analysis.stats import AnalysisInputError
 
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, dtype={column: str for column in LABEL_COLUMNS})
     except FileNotFoundError:
         raise AnalysisInputError(f"{what}: file not found: {path}") from None
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
@@ -71,6 +88,20 @@ def _read_fad(path: Path) -> dict:
     return data
 
 
+def _metric_attributes(pairs: list[str] | None) -> tuple[tuple[str, str], ...] | None:
+    from analysis.stats import AnalysisInputError
+
+    if not pairs:
+        return None
+    out = []
+    for text in pairs:
+        metric, sep, attribute = text.partition("=")
+        if not sep or not metric.strip() or not attribute.strip():
+            raise AnalysisInputError(f"--metric-attribute: expected METRIC=ATTRIBUTE, got {text!r}")
+        out.append((metric.strip(), attribute.strip()))
+    return tuple(out)
+
+
 def _summary(analysis) -> str:
     lines = ["pair                              n    rate   95% CI (Wilson)   p (binomial)  95% CI (cluster)"]
     cluster = analysis.cluster.set_index(["system", "opponent"])
@@ -82,6 +113,11 @@ def _summary(analysis) -> str:
     lines.append(f"{after['judgments']} judgments from {after['participants']} listeners; "
                  f"{analysis.exclusions['catch_trials_set_aside']} catch trials set aside; "
                  f"{len(analysis.exclusions['excluded_participants'])} listeners excluded")
+    for row in analysis.metric_agreement.itertuples(index=False):
+        if row.note.startswith("not estimable"):
+            continue
+        lines.append(f"{row.metric} vs {row.attribute}: Spearman rho {row.rho:.3f}, 95% CI (excerpt bootstrap) "
+                     f"[{row.ci_low:.3f}, {row.ci_high:.3f}], n={row.n_items} items / {row.n_excerpts} excerpts")
     lines.extend(f"note: {note}" for note in analysis.notes)
     return "\n".join(lines)
 
@@ -98,9 +134,19 @@ def run(args: argparse.Namespace) -> int:
                            exclude_failed_screening=args.exclude_failed_screening,
                            completed_only=args.completed_only)
     options = AnalysisOptions(reference=args.reference, margin=args.margin, target_rate=args.target_rate,
-                              n_boot=args.n_boot, seed=args.seed, mixed_model=not args.no_mixed_model)
+                              n_boot=args.n_boot, seed=args.seed, mixed_model=not args.no_mixed_model,
+                              metric_attributes=_metric_attributes(args.metric_attribute))
     fad = _read_fad(args.fad) if args.fad else None
-    analysis = analyze_study(preferences, ratings, participants, rules, options, fad)
+    metrics = None
+    if args.metrics:
+        import pandas as pd
+
+        from analysis.stats import AnalysisInputError
+
+        if ratings is None:
+            raise AnalysisInputError("--metrics needs --ratings: the metrics are correlated with listener ratings")
+        metrics = pd.concat([_read_csv(path, "metrics") for path in args.metrics], ignore_index=True)
+    analysis = analyze_study(preferences, ratings, participants, rules, options, fad, metrics)
     if args.json:
         json.dump(analysis.to_dict(), sys.stdout, allow_nan=False)
         sys.stdout.write("\n")

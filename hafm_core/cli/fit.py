@@ -4,6 +4,11 @@ Files are paired by their path relative to each folder without the suffix
 (`VOCALS/song/0001.wav` with `ACCOMPANIMENTS/song/0001.flac`); unmatched names are reported.
 Each pair gets a status and, when `ok`, the metrics of `hafm_core.fit`; the summary gives the
 mean of each metric over ok excerpts with a 95% percentile-bootstrap CI over excerpts.
+`--csv METRICS_CSV` also writes the ok excerpts' metrics in long format, one row per
+(excerpt, metric): `excerpt, system, metric, value`, with excerpt the pairing name (the file
+stem; `song/0001` in nested folders) and system `--system` (default: the accompaniments
+folder's name). That is the input of `hafm analyze --metrics`, which correlates each metric
+with the listeners' ratings of the matching attribute.
 Exit 0 when at least one excerpt was measured, 1 when none was, 2 for bad folders.
 """
 
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 HELP = "rhythm and harmony fit of accompaniments to vocals, over two folders paired by file name"
 
@@ -23,6 +29,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--csv", type=Path, metavar="METRICS_CSV",
+                        help="also write the metrics in long format (excerpt, system, metric, value) "
+                             "for `hafm analyze --metrics`")
+    parser.add_argument("--system", help="system column of --csv (default: the accompaniments folder's name)")
+
+
+METRICS_CSV_COLUMNS = ("excerpt", "system", "metric", "value")
+
+
+def write_metrics_csv(path: Path, results, system: str) -> int:
+    """Write one row per (ok excerpt, metric) atomically; returns the number of rows.
+    Excerpts whose status is not ok have no metrics and no rows (their status is in the JSON)."""
+    import csv
+
+    from hafm_core.data.files import atomic_output
+    from hafm_core.fit import METRIC_NAMES
+
+    rows = [(result.name, system, metric, repr(float(getattr(result, metric))))
+            for result in results if result.ok for metric in METRIC_NAMES]
+    with atomic_output(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(METRICS_CSV_COLUMNS)
+        writer.writerows(rows)
+    return len(rows)
 
 
 def format_report(data: dict) -> str:
@@ -44,6 +74,9 @@ def format_report(data: dict) -> str:
     for role in ("vocals_only", "accompaniments_only"):
         if data["unmatched"][role]:
             lines.append(f"unmatched ({role.replace('_', ' ')}): {', '.join(data['unmatched'][role])}")
+    if "metrics_csv" in data:
+        written = data["metrics_csv"]
+        lines.append(f"metrics of system {written['system']!r} written to {written['path']} ({written['rows']} rows)")
     return "\n".join(lines)
 
 
@@ -84,5 +117,9 @@ def run(args) -> int:
         "config": asdict(DEFAULT_CONFIG),
         "code_version": code_version(),
     }
+    if args.csv:
+        system = args.system or Path(args.accompaniments).resolve().name
+        data["metrics_csv"] = {"path": str(args.csv), "system": system,
+                               "rows": write_metrics_csv(args.csv, results, system)}
     print(json.dumps(data, allow_nan=False) if args.json else format_report(data))
     return 0 if data["summary"]["n_ok"] else 1
