@@ -26,12 +26,15 @@ def home_context() -> dict:
 
     latest = BenchmarkRun.objects.filter(status=BenchmarkRun.Status.DONE).select_related("checkpoint").first()
     recent = list(BenchmarkRun.objects.select_related("checkpoint", "dataset")[:10])
-    studies = [(study, first_url([("listening:study_detail", [study.public_id]),
-                                  ("listening:study", [study.public_id]),
-                                  ("admin:listening_study_change", [study.pk])]))
+    studies = [{"study": study,
+                "listener_url": first_url([("listening:landing", [study.public_id])]),
+                "staff_url": first_url([("listening:staff-detail", [study.public_id]),
+                                        ("admin:listening_study_change", [study.pk])]),
+                "dashboard_url": first_url([("analysis:study", [study.public_id])])}
                for study in Study.objects.order_by("-created_at")[:5]]
-    return {"code_version": code_version(), "latest_done": latest, "recent_runs": recent,
-            "studies": studies, "dashboards_url": first_url([("analysis:index", []), ("analysis:dashboard", [])])}
+    return {"code_version": code_version(), "latest_done": latest, "recent_runs": recent, "studies": studies,
+            "dashboards_url": first_url([("analysis:index", []), ("analysis:dashboard", [])]),
+            "fad_dashboard_url": first_url([("analysis:fad", [])])}
 
 
 def first_url(candidates: list[tuple[str, list]]) -> str | None:

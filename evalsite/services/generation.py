@@ -34,8 +34,10 @@ def _system(name: str, checkpoint_path: str, checkpoint_hash: str, pool: tuple[s
 
 
 def _pool(run: BenchmarkRun) -> tuple[str, ...]:
-    """The run's real accompaniments, in excerpt order: what `random` draws another track from."""
-    return tuple(Excerpt.objects.filter(clips__run=run, clips__system=run.systems[0])
+    """What `random` draws another track's accompaniment from: every excerpt of the run's
+    dataset, in key order. Not only the run's excerpts: with few of them, drawing among
+    themselves returns the reference set reshuffled, and its FAD would be ~0 by construction."""
+    return tuple(Excerpt.objects.filter(dataset_id=run.dataset_id)
                  .order_by("key").values_list("accompaniment_path", flat=True))
 
 

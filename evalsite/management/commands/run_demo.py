@@ -1,20 +1,25 @@
 """`manage.py run_demo`: the main job end to end on demo data, one progress line per phase.
 
 Called by `make demo` after `migrate`, with a Celery worker already running on the embedded
-broker. Phases: tiny weights -> data (stempeg sample + synthetic tracks) -> tokens -> a brief
-tiny-cascade training -> a benchmark of the four systems through Celery -> a listening study
--> the URL of the comparison page. Each phase reuses what an earlier demo left in `var/`.
+broker (SQLite database, `sqla+sqlite` broker, solo pool). Phases:
 
-While the cascade's training command or `hafm_core.systems` is not installed, the benchmark
-phase is replaced by a FAD job through the same worker (real against synthetic accompaniment
-sets), and the phases that need them say they were skipped and why.
+    weights    tiny seeded HuBERT, EnCodec and k-means (no download)
+    data       the stempeg sample and seeded synthetic tracks: 10 s excerpts (the benchmark's),
+               and the same tracks cut into short excerpts for training
+    tokens     semantic (HuBERT + k-means) and acoustic (EnCodec) tokens of the training excerpts
+    training   the tiny cascade, all three stages, a few dozen steps each on the train split
+    benchmark  three-stage, two-stage, random and ground-truth through the Celery worker
+    measure    FAD (logmel) with its CI and fit metrics per system, the paired comparison
+    study      a listening study from the run (listening's create_study)
+
+then the URL of the comparison page. Each phase reuses what an earlier demo left in `var/`.
+`--size smoke` is the same job made as small as it gets (the test of this command).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -23,47 +28,75 @@ from django.core.management.base import BaseCommand, CommandError
 from hafm_core.errors import HafmError
 
 DEMO_SEED = 0
-SYNTHETIC_SPEC = "synthetic:20"  # 20 tracks of 12 s: 16 for training, 4 held out (test split)
-DEMO_EXCERPTS = 4
-TRAIN_STEPS = 40
 SYSTEMS = ("three-stage", "two-stage", "random", "ground-truth")
-WAIT_TIMEOUT_S = 1800
+EMBEDDER = "logmel"  # needs no weights; VGGish (the paper's) needs its weights on disk
+POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    """How big the demo is. Synthetic tracks last 12 s and give one 10 s excerpt each; 20% of
+    the tracks are the test split the benchmark draws its excerpts from.
+
+    Training uses the same tracks cut into `train_excerpt_s` excerpts (the split is per track,
+    so no test track is trained on): attention cost grows with the square of the sequence, and
+    a fine-stage step on 10 s excerpts takes seconds on two CPU cores. Generation still works
+    on the 10 s excerpts (the systems generate in windows of any length).
+    """
+
+    synthetic_tracks: int
+    excerpts: int
+    train_excerpt_s: float
+    train_excerpts_per_track: int
+    train_steps: int
+    batch_size: int
+    wait_timeout_s: float
+
+
+SIZES = {
+    "demo": DemoSize(synthetic_tracks=20, excerpts=4, train_excerpt_s=2.0, train_excerpts_per_track=3,
+                     train_steps=30, batch_size=4, wait_timeout_s=1800),
+    "smoke": DemoSize(synthetic_tracks=10, excerpts=2, train_excerpt_s=2.0, train_excerpts_per_track=1,
+                      train_steps=2, batch_size=2, wait_timeout_s=600),
+}
 
 
 class Command(BaseCommand):
-    help = "Run the demo job end to end (make demo): data, tokens, tiny training, benchmark, study"
+    help = "Run the demo job end to end (make demo): data, tokens, tiny training, benchmark, FAD, study"
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1:8000", help="where the site will be served")
+        parser.add_argument("--size", default="demo", choices=sorted(SIZES), help="demo (make demo) or smoke")
 
     def handle(self, *args, **options):
+        self.size = SIZES[options["size"]]
+        self.size_name = options["size"]
         self.started = time.monotonic()
+        self.timings: dict[str, float] = {}
         self.demo_dir = Path(settings.VAR_DIR) / "demo"
         self.demo_dir.mkdir(parents=True, exist_ok=True)
         try:
             weights = self.phase("weights", self.weights)
-            dataset = self.phase("data", self.data)
-            tokens = self.phase("tokens", lambda: self.tokens(dataset, weights))
+            dataset, train_manifest = self.phase("data", self.data)
+            tokens = self.phase("tokens", lambda: self.tokens(train_manifest, weights))
             checkpoint = self.phase("training", lambda: self.training(tokens))
-            if checkpoint is not None and _available("hafm_core.systems"):
-                run = self.phase("benchmark", lambda: self.benchmark(checkpoint))
-                self.phase("study", lambda: self.study(run))
-                path = f"/runs/{run.id}/compare"
-            else:
-                self.line("benchmark", "skipped: the cascade's systems (hafm_core.systems) or training command "
-                          "are not installed yet; measuring FAD through the worker instead")
-                result = self.phase("FAD", lambda: self.fad_through_worker(dataset))
-                path = "/fad/" if result is not None else "/"
+            run = self.phase("benchmark", lambda: self.benchmark(checkpoint, dataset))
+            run = self.phase("measure", lambda: self.measure(run))
+            self.phase("study", lambda: self.study(run))
         except HafmError as error:
             raise CommandError(str(error)) from error
-        self.stdout.write(f"==> demo ready in {time.monotonic() - self.started:.0f} s: "
-                          f"open http://{options['host']}{path}")
+        self.run = run
+        total = time.monotonic() - self.started
+        timings = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in self.timings.items())
+        self.stdout.write(f"==> demo ready in {total:.0f} s ({timings})")
+        self.stdout.write(f"==> comparison page: http://{options['host']}/runs/{run.id}/compare")
 
     def phase(self, name: str, work):
         self.line(name, "...")
         start = time.monotonic()
         value = work()
-        self.line(name, f"done in {time.monotonic() - start:.1f} s")
+        self.timings[name] = time.monotonic() - start
+        self.line(name, f"done in {self.timings[name]:.1f} s")
         return value
 
     def line(self, name: str, text: str) -> None:
@@ -85,100 +118,125 @@ class Command(BaseCommand):
     def data(self):
         from evalsite.services.benchmarks import register_dataset
 
-        sample = register_dataset("sample", progress=True)
-        self.line("data", f"stempeg sample: {sample.excerpts.count()} excerpt(s)")
-        dataset = register_dataset(SYNTHETIC_SPEC, progress=True)
+        sample = register_dataset("sample", progress=False)
+        self.line("data", f"stempeg sample (real MUSDB18 stems): {sample.excerpts.count()} excerpt(s)")
+        spec = f"synthetic:{self.size.synthetic_tracks}"
+        dataset = register_dataset(spec, progress=False)
         by_split = {s: dataset.excerpts.filter(split=s).count() for s in ("train", "validation", "test")}
-        self.line("data", f"{SYNTHETIC_SPEC}: excerpts by split {by_split}")
-        return dataset
+        self.line("data", f"{spec}: {self.size.excerpts} of the test excerpts will be benchmarked; "
+                  f"10 s excerpts by split {by_split}")
+        return dataset, self.training_data()
 
-    def tokens(self, dataset, weights: Path) -> Path | None:
-        if not _available("hafm_core.cli.tokenize"):
-            self.line("tokens", "skipped: `hafm tokenize` is not installed")
-            return None
-        out = self.demo_dir / "tokens"
-        if (out / "tokens.jsonl").is_file():
-            self.line("tokens", f"found in {out}")
-            return out
-        _cli(["tokenize", dataset.manifest_path, "--out", str(out), "--weights", str(weights)])
+    def training_data(self) -> Path:
+        """The synthetic tracks cut into short excerpts, as `hafm data prepare` does."""
+        from hafm_core.data.manifest import MANIFEST_NAME
+
+        size = self.size
+        out = self.demo_dir / (f"train-data-{size.synthetic_tracks}x{size.train_excerpts_per_track}-"
+                               f"{size.train_excerpt_s:g}s")
+        if not (out / MANIFEST_NAME).is_file():
+            _cli(["data", "prepare", "--synthetic", str(size.synthetic_tracks), "--excerpt-s",
+                  f"{size.train_excerpt_s:g}", "--max-per-track", str(size.train_excerpts_per_track),
+                  "--out", str(out), "--json"], self.stdout)
+        else:
+            self.line("data", f"training excerpts found in {out}")
+        return out / MANIFEST_NAME
+
+    def tokens(self, manifest: Path, weights: Path) -> Path:
+        out = manifest.parent / "tokens"
+        # The token cache is content-keyed: a second demo finds every excerpt done.
+        _cli(["tokenize", str(manifest), "--out", str(out), "--weights", str(weights), "--json"], self.stdout)
         return out
 
-    def training(self, tokens: Path | None) -> Path | None:
-        if tokens is None or not _available("hafm_core.cli.train"):
-            self.line("training", "skipped: `hafm train` is not installed yet")
-            return None
-        out = self.demo_dir / "checkpoint"
+    def training(self, tokens: Path) -> Path:
+        out = self.demo_dir / f"checkpoint-{self.size_name}"
+        steps = str(self.size.train_steps)
         for stage in ("semantic", "coarse", "fine"):
             if (out / f"ar_{stage}" / "ckpt_best.pt").is_file():
-                self.line("training", f"{stage}: found")
+                self.line("training", f"{stage}: found in {out}")
                 continue
+            start = time.monotonic()
             _cli(["train", "--stage", stage, "--tokens", str(tokens), "--preset", "tiny", "--out", str(out),
-                  "--steps", str(TRAIN_STEPS)])
+                  "--steps", steps, "--batch-size", str(self.size.batch_size), "--warmup", "5",
+                  "--eval-every", steps, "--seed", str(DEMO_SEED), "--device", "cpu", "--json"], self.stdout)
+            self.line("training", f"{stage}: {steps} steps in {time.monotonic() - start:.1f} s")
         return out
 
-    def benchmark(self, checkpoint: Path):
-        from evalsite.cli_benchmark import wait_for
+    def benchmark(self, checkpoint: Path, dataset):
+        """Launch (or reuse) the run; wait while the worker generates every clip."""
         from evalsite.services.benchmarks import launch_benchmark
 
-        launch = launch_benchmark(checkpoint_path=str(checkpoint), dataset_spec=SYNTHETIC_SPEC, systems=SYSTEMS,
-                                  n_excerpts=DEMO_EXCERPTS, seed=DEMO_SEED, embedder="logmel")
+        launch = launch_benchmark(checkpoint_path=str(checkpoint), dataset_spec=dataset.source, systems=SYSTEMS,
+                                  n_excerpts=self.size.excerpts, seed=DEMO_SEED, embedder=EMBEDDER)
         run = launch.run
         self.line("benchmark", f"run {run.id} ({'reused' if launch.reused else 'launched'}): "
-                  f"{run.n_excerpts} excerpts x {len(run.systems)} systems on queue {run.queue!r}")
-        run = wait_for(run, WAIT_TIMEOUT_S, show_progress=True)
+                  f"{run.n_excerpts} excerpts x {len(run.systems)} systems on Celery queue {run.queue!r}")
+        return self.wait(run, "benchmark", lambda r: r.phase != "generate")
+
+    def measure(self, run):
+        """Wait for FAD and fit per system and the paired comparison, then print them."""
+        from evalsite.models import SystemResult
+
+        run = self.wait(run, "measure", lambda r: False)
         if run.status != "done":
             raise CommandError(f"benchmark run {run.id} ended {run.status}: {run.error or 'see the run page'}")
+        for result in sorted(SystemResult.objects.filter(run=run), key=lambda r: run.systems.index(r.system)):
+            fit = (result.fit or {}).get("metrics", {}).get("fit_score", {})
+            fit_text = f"fit {fit['mean']:.3f}" if fit.get("mean") is not None else "fit -"
+            fad_text = (f"FAD {result.fad:.3f} [{result.fad_low:.3f}, {result.fad_high:.3f}]"
+                        if result.fad is not None and result.fad_low is not None else f"FAD - ({result.error})")
+            self.line("measure", f"{result.system:>13}: {fad_text}, {fit_text}")
+        improvement = run.results.get("three_vs_two", {}).get("relative_improvement")
+        if improvement:
+            self.line("measure", f"three-stage vs two-stage: relative FAD improvement "
+                      f"{100 * improvement['estimate']:.1f}% [{100 * improvement['low']:.1f}%, "
+                      f"{100 * improvement['high']:.1f}%] (paper: 18.6%)")
         return run
 
+    def wait(self, run, phase: str, done) -> object:
+        """Poll until the run stops, or `done(run)`; a line whenever the counts change."""
+        from evalsite.selectors import run_progress
+
+        deadline = time.monotonic() + self.size.wait_timeout_s
+        last = None
+        while True:
+            run.refresh_from_db()
+            progress = run_progress(run)
+            totals = progress.totals
+            state = (run.phase, totals.done, totals.failed, len(progress.measured))
+            if state != last:
+                per_system = ", ".join(f"{s.system} {s.done + s.failed}/{s.total}" for s in progress.systems)
+                failed = f", {totals.failed} failed" if totals.failed else ""
+                self.line(phase, f"{run.phase}: {totals.done}/{totals.total} clips ({per_system}){failed}; "
+                          f"measured {len(progress.measured)}/{len(run.systems)} systems")
+                last = state
+            if not run.is_active or done(run):
+                return run
+            if time.monotonic() > deadline:
+                raise CommandError(f"run {run.id} still {run.status} ({run.phase}) after "
+                                   f"{self.size.wait_timeout_s:g} s: is a Celery worker consuming queue "
+                                   f"{run.queue!r}? (make demo starts one; its log is var/celery-demo.log)")
+            time.sleep(POLL_S)
+
     def study(self, run) -> None:
-        if not _available("listening.services"):
-            self.line("study", "skipped: the listening app's create_study is not installed")
-            return
         from evalsite.services.benchmark_studies import create_study_from_run
 
         study = create_study_from_run(run, name=f"Demo study of run {str(run.id)[:8]}")
-        self.line("study", f"listening study {study.name!r} ({study.items.count()} items)")
-
-    def fad_through_worker(self, dataset):
-        """FAD of held-out real accompaniments against the training ones, computed by the worker."""
-        from evalsite.fad_client import run_and_wait
-
-        folders = {}
-        for name, split in (("background", "train"), ("eval", "test")):
-            folder = self.demo_dir / "fad" / name
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True)
-            for excerpt in dataset.excerpts.filter(split=split):
-                shutil.copyfile(excerpt.accompaniment_path, folder / f"{excerpt.key.replace('/', '_')}.wav")
-            folders[name] = str(folder)
-        report = run_and_wait(folders["background"], folders["eval"], "logmel", None, with_ci=True,
-                              with_fad_inf=False, seed=DEMO_SEED, shard_files=4, timeout_s=WAIT_TIMEOUT_S,
-                              progress_bar=_progress_bar)
-        self.line("FAD", f"FAD {report['fad']:.3f} (logmel) between {report['n_background']} and "
-                  f"{report['n_eval']} accompaniments, computed by the Celery worker")
-        from evalsite.models import FadResult
-
-        return FadResult.objects.order_by("-created").first()
+        self.line("study", f"listening study {study.name!r}: /listen/s/{study.public_id}/")
 
 
-def _available(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
+def _cli(argv: list[str], stdout) -> None:
+    """Run a `hafm` command in this process; its one-line JSON summary goes to the demo's output."""
+    import contextlib
+    import io
 
-
-def _cli(argv: list[str]) -> None:
     from hafm_core.cli import main
 
-    code = main(argv)
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        code = main(argv)
+    summary = captured.getvalue().strip()
+    if summary:
+        stdout.write(f"    hafm {argv[0]}: {summary[:400]}")
     if code != 0:
         raise CommandError(f"`hafm {' '.join(argv)}` exited with {code}")
-
-
-def _progress_bar(total: int, what: str):
-    import sys
-
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="file", desc=what, file=sys.stderr, mininterval=0.5)
