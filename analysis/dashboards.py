@@ -4,8 +4,10 @@ The reads use `values_list` (no model instances): a study of 100 000 judgments l
 fraction of a second, where building a model object per trial would take seconds. The
 statistics are `analysis.stats.study.analyze_study`, the same code as `hafm analyze`; the
 result is cached under a key made of the study, its answered-trial count and latest answer
-time, and the exclusion rules, so a page reload between answers costs nothing and a new
-answer is seen at once.
+time, the exclusion rules and the fit metrics of the study's clips, so a page reload between
+answers costs nothing and a new answer is seen at once. A study made from a benchmark run
+whose clips carry fit metrics also gets their agreement with the listeners' ratings
+(`analysis.selectors.study_fit_metrics`, `analysis.stats.metric_agreement`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from django.db import connection
 from django.db.models import Count, Max, Q, Sum
 
 from analysis import figures
+from analysis.report import METRIC_AGREEMENT_COLUMNS
+from analysis.selectors import study_fit_metrics
 from analysis.stats.encoding import system_order
 from analysis.stats.exclusions import ExclusionRules
 from analysis.stats.mixed import mixed_table_for_display
@@ -131,36 +135,47 @@ def quota_progress(study: Study) -> pd.DataFrame:
     return table.groupby("pair", as_index=False)[["quota", "judged", "excerpts"]].sum()
 
 
-def _fingerprint(study: Study, rules: ExclusionRules, options: AnalysisOptions) -> str:
+def _fingerprint(study: Study, rules: ExclusionRules, options: AnalysisOptions, metrics: pd.DataFrame) -> str:
     """Cache key that changes with every recorded answer: `listening.services.submit_answer`
     sets the participant's `last_seen_at` in the answer's transaction, so aggregating the
-    study's few participant rows sees each new answer without scanning its trials."""
+    study's few participant rows sees each new answer without scanning its trials. The fit
+    metrics enter by the hash of their content (a run may measure clips after the study opens)."""
     state = Participant.objects.filter(study=study).aggregate(
         n=Count("id"), seen=Max("last_seen_at"), completed=Max("completed_at"), ended=Max("ended_at"),
         n_completed=Count("id", filter=Q(status=Participant.Status.COMPLETED)),
         n_screened=Count("id", filter=Q(screening_passed__isnull=False)))
+    metrics_hash = hashlib.sha256(pd.util.hash_pandas_object(metrics, index=False).to_numpy().tobytes()).hexdigest()
     payload = json.dumps([str(study.public_id), {k: str(v) for k, v in state.items()}, asdict(rules),
-                          asdict(options)], sort_keys=True)
+                          asdict(options), metrics_hash], sort_keys=True)
     return "analysis:study:" + hashlib.sha256(payload.encode()).hexdigest()
 
 
-def study_analysis(study: Study, rules: ExclusionRules,
-                   options: AnalysisOptions = DASHBOARD_OPTIONS) -> StudyAnalysis | None:
-    """The analysis of a live study under `rules`; None while it has no usable judgment."""
+def study_analysis(study: Study, rules: ExclusionRules, options: AnalysisOptions = DASHBOARD_OPTIONS,
+                   metrics: pd.DataFrame | None = None) -> StudyAnalysis | None:
+    """The analysis of a live study under `rules`; None while it has no usable judgment.
+
+    metrics: the fit metrics of its clips (long format); None reads them (`study_fit_metrics`).
+    """
     preferences = preferences_table(study)
     if preferences.empty or (~preferences["is_catch"]).sum() == 0:
         return None
     ratings = ratings_table(study)
-    return analyze_study(preferences, ratings if len(ratings) else None, participants_table(study), rules, options)
+    if metrics is None:
+        metrics = study_fit_metrics(study)
+    return analyze_study(preferences, ratings if len(ratings) else None, participants_table(study), rules, options,
+                         metrics=metrics if len(metrics) else None)
 
 
 def dashboard(study: Study, rules: ExclusionRules) -> dict:
-    """{'analysis', 'charts', 'tables'} of the study page, cached until the next answer."""
-    key = _fingerprint(study, rules, DASHBOARD_OPTIONS)
+    """{'analysis', 'charts', 'tables', 'n_fit_clips'} of the study page, cached until the next
+    answer or fit metric."""
+    metrics = study_fit_metrics(study)
+    key = _fingerprint(study, rules, DASHBOARD_OPTIONS, metrics)
     if (cached := cache.get(key)) is not None:
         return cached
-    analysis = study_analysis(study, rules)
-    payload = {"analysis": analysis, "charts": {}, "tables": {}}
+    analysis = study_analysis(study, rules, metrics=metrics)
+    n_fit_clips = len(metrics.drop_duplicates(["excerpt", "system"]))
+    payload = {"analysis": analysis, "charts": {}, "tables": {}, "n_fit_clips": n_fit_clips}
     if analysis is not None:
         payload.update(charts=study_charts(analysis), tables=study_tables_html(analysis))
     cache.set(key, payload, CACHE_SECONDS)
@@ -252,6 +267,7 @@ def study_tables_html(analysis: StudyAnalysis) -> dict[str, str]:
         "friedman": _html_table(analysis.friedman),
         "wilcoxon": _html_table(analysis.wilcoxon),
         "agreement": _html_table(analysis.agreement),
+        "metric_agreement": _html_table(analysis.metric_agreement, METRIC_AGREEMENT_COLUMNS),
         "catch": _html_table(analysis.catch),
         "listeners": _html_table(analysis.listeners.head(30)),
     }
