@@ -158,3 +158,11 @@ def test_a_study_created_from_a_run_is_linked_to_its_clips(tmp_path, settings):
     assert benchmark_run_id(study) == run.id
     metrics = study_fit_metrics(study)
     assert set(zip(metrics.excerpt, metrics.system)) == {(s.excerpt, s.system) for s in study.stimuli.filter(variant="")}
+
+
+def test_listening_staff_pages_link_to_the_dashboards(admin_client, benchmark_study):
+    study, _, _ = benchmark_study
+    listing = admin_client.get(reverse("listening:staff-list")).content.decode()
+    assert f'href="{reverse("analysis:index")}"' in listing
+    detail = admin_client.get(reverse("listening:staff-detail", args=[study.public_id])).content.decode()
+    assert f'href="{reverse("analysis:study", args=[study.public_id])}"' in detail
