@@ -38,16 +38,20 @@ def run(args: argparse.Namespace) -> int:
     from hafm_core.config import torch_device
     from hafm_core.model import stage_config
     from hafm_core.train.data import load_token_cache, stage_examples
-    from hafm_core.train.loop import TrainConfig, train_stage
+    from hafm_core.train.loop import TrainConfig, leave_distributed, train_stage
 
     train_tokens, val_tokens = load_token_cache(args.tokens)
     model_config = stage_config(args.stage, args.preset, semantic_vocab=args.semantic_vocab)
     train_config = TrainConfig(steps=args.steps, batch_size=args.batch_size, accumulate=args.accumulate,
                                lr=args.lr, warmup=args.warmup, cond_dropout=args.cond_dropout,
                                eval_every=args.eval_every, seed=args.seed)
-    result = train_stage(model_config, train_config, stage_examples(args.stage, train_tokens),
-                         stage_examples(args.stage, val_tokens), args.out,
-                         device=args.device or torch_device(), resume=args.resume, progress=not args.json)
+    try:
+        result = train_stage(model_config, train_config, stage_examples(args.stage, train_tokens),
+                             stage_examples(args.stage, val_tokens), args.out,
+                             device=args.device or torch_device(), resume=args.resume,
+                             progress=not args.json)
+    finally:
+        leave_distributed()
     if not result.is_main_process:
         return 0
     summary = {"stage": args.stage, "preset": args.preset, "out": str(result.out_dir),

@@ -110,6 +110,17 @@ def init_distributed(device: str) -> str:
     return device
 
 
+def leave_distributed() -> None:
+    """Wait for every rank, then tear the process group down before the interpreter exits.
+
+    A rank that exits with gloo's threads still alive aborts ("terminate called without an
+    active exception") and torchrun reports the whole job as failed.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _check_ids(examples: StageExamples, config: ModelConfig) -> None:
     """DatasetError when a stream holds ids outside its range (e.g. k-means with other clusters)."""
     layout = config.layout
