@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 
 import pytest
 from django.core.management import call_command
@@ -54,3 +55,8 @@ def test_the_demo_runs_the_main_job_through_a_worker(tmp_path, settings, monkeyp
     assert all(f'data-system="{system}"' in page for system in SYSTEMS)
     home = client.get("/").content.decode()
     assert f"/runs/{run.id}/compare" in home and study.name in home
+    # The printed staff login opens the dashboards, as a first-time visitor would use it.
+    login = re.search(r"log in at \S+ as (\S+) / (\S+)", text)
+    assert login, text
+    assert client.login(username=login.group(1), password=login.group(2))
+    assert client.get(f"/analysis/studies/{study.public_id}/").status_code == 200

@@ -90,6 +90,9 @@ class Command(BaseCommand):
         timings = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in self.timings.items())
         self.stdout.write(f"==> demo ready in {total:.0f} s ({timings})")
         self.stdout.write(f"==> comparison page: http://{options['host']}/runs/{run.id}/compare")
+        username, password = demo_staff_account()
+        self.stdout.write(f"==> staff pages (launch form, studies, dashboards, admin): log in at "
+                          f"http://{options['host']}/admin/ as {username} / {password}")
 
     def phase(self, name: str, work):
         self.line(name, "...")
@@ -223,6 +226,20 @@ class Command(BaseCommand):
 
         study = create_study_from_run(run, name=f"Demo study of run {str(run.id)[:8]}")
         self.line("study", f"listening study {study.name!r}: /listen/s/{study.public_id}/")
+
+
+def demo_staff_account(username: str = "demo") -> tuple[str, str]:
+    """A staff superuser for the local demo, with a fresh random password on every run."""
+    import secrets
+
+    from django.contrib.auth import get_user_model
+
+    password = secrets.token_urlsafe(9)
+    user, _ = get_user_model().objects.get_or_create(username=username)
+    user.is_staff = user.is_superuser = True
+    user.set_password(password)
+    user.save()
+    return username, password
 
 
 def _cli(argv: list[str], stdout) -> None:
