@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from analysis import dashboards
@@ -13,13 +13,6 @@ from analysis.stats.validation import AnalysisInputError
 from listening import selectors
 
 
-def _study(study_id):
-    study = selectors.study_by_public_id(study_id)
-    if study is None:
-        raise Http404("No such study")
-    return study
-
-
 @staff_member_required
 def index(request: HttpRequest) -> HttpResponse:
     return render(request, "analysis/index.html", {"studies": selectors.studies_for_staff()})
@@ -27,7 +20,7 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @staff_member_required
 def study_dashboard(request: HttpRequest, study_id) -> HttpResponse:
-    study = _study(study_id)
+    study = selectors.study_by_public_id(study_id)
     context = {"study": study, "query": request.GET, "progress": dashboards.quota_progress(study)}
     try:
         rules = dashboards.rules_from_query(request.GET)
@@ -44,7 +37,7 @@ def study_dashboard(request: HttpRequest, study_id) -> HttpResponse:
 @staff_member_required
 def study_report(request: HttpRequest, study_id) -> HttpResponse:
     """The offline HTML report (plotly inlined) with the dashboard's exclusion filters."""
-    study = _study(study_id)
+    study = selectors.study_by_public_id(study_id)
     try:
         rules = dashboards.rules_from_query(request.GET)
         analysis = dashboards.study_analysis(study, rules, AnalysisOptions())

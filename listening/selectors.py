@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 
 import pandas as pd
 from django.db.models import Count, Q, QuerySet
+from django.http import Http404
 from django.utils.crypto import constant_time_compare
 
 from listening.models import Item, Participant, Rating, Study, Trial
@@ -32,8 +33,12 @@ PARTICIPANT_COLUMNS = [
 PAIR_KINDS = (Trial.Kind.PREFERENCE, Trial.Kind.CATCH_MANIPULATED, Trial.Kind.CATCH_REPEAT)
 
 
-def study_by_public_id(public_id) -> Study | None:
-    return Study.objects.filter(public_id=public_id).first()
+def study_by_public_id(public_id) -> Study:
+    """The study with this public id; Http404 for views when there is none."""
+    study = Study.objects.filter(public_id=public_id).first()
+    if study is None:
+        raise Http404("No such study")
+    return study
 
 
 def participant_for_session(study: Study, binding: list | None) -> Participant | None:

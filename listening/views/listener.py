@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -22,13 +22,6 @@ from listening.models import Participant, ScreeningTrial, Study, Trial
 SESSION_KEY = "listening"
 PROLIFIC_COMPLETE_URL = "https://app.prolific.com/submissions/complete?cc={code}"
 SCALE_LABELS = ["Very poor", "Poor", "Fair", "Good", "Excellent"]
-
-
-def _study(study_id) -> Study:
-    study = selectors.study_by_public_id(study_id)
-    if study is None:
-        raise Http404("No such study")
-    return study
 
 
 def _bind(request: HttpRequest, participant: Participant) -> None:
@@ -62,7 +55,7 @@ def _participant_on_step(request: HttpRequest, study: Study, step: str):
 @require_http_methods(["GET", "POST"])
 def landing(request: HttpRequest, study_id) -> HttpResponse:
     """Information and consent; Prolific's PROLIFIC_PID, STUDY_ID and SESSION_ID ride along."""
-    study = _study(study_id)
+    study = selectors.study_by_public_id(study_id)
     source = request.POST if request.method == "POST" else request.GET
     prolific = {key: source.get(key, "")[:200] for key in ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")}
     participant = current_participant(request, study)
@@ -92,7 +85,7 @@ def landing(request: HttpRequest, study_id) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def screening(request: HttpRequest, study_id) -> HttpResponse:
-    study = _study(study_id)
+    study = selectors.study_by_public_id(study_id)
     participant, elsewhere = _participant_on_step(request, study, "screening")
     if elsewhere:
         return elsewhere
@@ -147,7 +140,7 @@ def _trial_page(request, study, participant, trial, template: str) -> HttpRespon
 
 @require_GET
 def instructions(request: HttpRequest, study_id) -> HttpResponse:
-    study = _study(study_id)
+    study = selectors.study_by_public_id(study_id)
     participant, elsewhere = _participant_on_step(request, study, "instructions")
     if elsewhere:
         return elsewhere
@@ -156,7 +149,7 @@ def instructions(request: HttpRequest, study_id) -> HttpResponse:
 
 @require_GET
 def trial(request: HttpRequest, study_id) -> HttpResponse:
-    study = _study(study_id)
+    study = selectors.study_by_public_id(study_id)
     participant, elsewhere = _participant_on_step(request, study, "trial")
     if elsewhere:
         return elsewhere
@@ -167,7 +160,7 @@ def trial(request: HttpRequest, study_id) -> HttpResponse:
 
 
 def _api_participant(request: HttpRequest, study_id) -> tuple[Study, Participant]:
-    study = _study(study_id)
+    study = selectors.study_by_public_id(study_id)
     participant = current_participant(request, study)
     if participant is None:
         raise PermissionError("no participant in this session")
@@ -236,7 +229,7 @@ def api_answer(request: HttpRequest, study_id, trial_id) -> JsonResponse:
 @require_GET
 def done(request: HttpRequest, study_id) -> HttpResponse:
     """The end page for every outcome: completed, screened out, returned, timed out, closed."""
-    study = _study(study_id)
+    study = selectors.study_by_public_id(study_id)
     participant = current_participant(request, study)
     if participant is None:
         return redirect("listening:landing", study.public_id)
@@ -255,7 +248,7 @@ def done(request: HttpRequest, study_id) -> HttpResponse:
 @require_POST
 def leave(request: HttpRequest, study_id) -> HttpResponse:
     """The listener stops early (status returned)."""
-    study = _study(study_id)
+    study = selectors.study_by_public_id(study_id)
     participant = current_participant(request, study)
     if participant is not None:
         services.return_participation(participant)

@@ -20,13 +20,6 @@ from listening.exceptions import StudySetupError
 from listening.forms import CLIP_NAMING, StudyForm
 
 
-def _study(study_id):
-    study = selectors.study_by_public_id(study_id)
-    if study is None:
-        raise Http404("No such study")
-    return study
-
-
 @staff_member_required
 def study_list(request: HttpRequest) -> HttpResponse:
     return render(request, "listening/staff/list.html", {"studies": selectors.studies_for_staff()})
@@ -80,7 +73,7 @@ def study_create(request: HttpRequest) -> HttpResponse:
 
 @staff_member_required
 def study_detail(request: HttpRequest, study_id) -> HttpResponse:
-    study = _study(study_id)
+    study = selectors.study_by_public_id(study_id)
     services.expire_idle_participants(study)
     listener_url = request.build_absolute_uri(reverse("listening:landing", args=[study.public_id]))
     return render(request, "listening/staff/detail.html", {
@@ -94,7 +87,7 @@ def study_detail(request: HttpRequest, study_id) -> HttpResponse:
 @staff_member_required
 @require_POST
 def study_status(request: HttpRequest, study_id) -> HttpResponse:
-    study = _study(study_id)
+    study = selectors.study_by_public_id(study_id)
     try:
         services.set_study_status(study, request.POST.get("status", ""))
     except HafmError as error:
@@ -106,7 +99,7 @@ def study_status(request: HttpRequest, study_id) -> HttpResponse:
 
 @staff_member_required
 def export_csv(request: HttpRequest, study_id, name: str) -> HttpResponse:
-    study = _study(study_id)
+    study = selectors.study_by_public_id(study_id)
     if name not in exports.EXPORT_NAMES:
         raise Http404("No such export")
     response = HttpResponse(exports.csv_text(study, name), content_type="text/csv; charset=utf-8")
