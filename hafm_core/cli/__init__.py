@@ -5,7 +5,8 @@ Modules are imported only when their command runs, so `hafm doctor` never pays f
 and commands that need Django (benchmark) live in the Django packages without `hafm_core`
 importing Django itself.
 
-Exit codes: 0 success, 1 a failed check (e.g. a regression), 2 bad usage or bad input.
+Exit codes: 0 success, 1 a failed check (e.g. a regression), 2 bad usage, bad input or any
+other failure. Exit 1 is never used for a crash: `hafm regress` reads 1 as "regression".
 """
 
 from __future__ import annotations
@@ -42,15 +43,23 @@ def _requested_command(argv: list[str]) -> str | None:
     return next((word for word in argv if word in COMMANDS), None)
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (the usage stays in --help)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; with `command`, only that command's module is imported.
 
     Importing one module per run keeps start-up fast and keeps a command working even when
     another command's heavy dependencies are broken.
     """
-    parser = argparse.ArgumentParser(prog="hafm", description="HAFM Bench command line")
+    parser = _OneLineParser(prog="hafm", description="HAFM Bench command line")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                parser_class=_OneLineParser)
     for name in COMMANDS:
         if command is not None and name != command:
             sub.add_parser(name)
@@ -78,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"hafm {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # a bug or an unforeseen failure: still exit 2, never 1
+        if args.verbose:
+            raise
+        print(f"hafm {args.command}: unexpected error: {type(error).__name__}: {error} "
+              "(run with -v for the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
