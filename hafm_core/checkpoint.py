@@ -5,10 +5,16 @@ Each file is a dict holding at least `model_state` (the stage's state dict), `co
 states for exact resume. Every way a checkpoint can be unusable (missing, corrupt, partial,
 config edited, stages that do not fit together) is a `CheckpointError` naming the stage and the
 field.
+
+Integrity: `save_checkpoint` stores `content_sha256`, a hash of every tensor and value in the
+payload (`payload_digest`), and `read_checkpoint` recomputes it: a flipped byte in the weights
+or the optimizer state is a `CheckpointError`, not a silently different model. Files are
+written with mode 0644 (less the umask) so workers running as another user can read them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import tempfile
@@ -23,6 +29,40 @@ from hafm_core.patterns import STAGES
 from hafm_core.provenance import sha256_bytes, sha256_file
 
 REQUIRED_FIELDS = ("model_state", "config", "global_step")
+DIGEST_FIELD = "content_sha256"
+
+
+def _update_digest(digest, value) -> None:
+    """Feed `value` into `digest` canonically: dicts by sorted key, tensors by dtype, shape and bytes."""
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous().reshape(-1)
+        shape = tuple(value.shape)
+        digest.update(f"T{tensor.dtype}{shape}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}".encode())
+        for key in sorted(value, key=repr):
+            digest.update(repr(key).encode())
+            _update_digest(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"L{len(value)}".encode())
+        for item in value:
+            _update_digest(digest, item)
+    else:
+        digest.update(f"V{value!r}".encode())
+
+
+def payload_digest(payload: dict) -> str:
+    """SHA-256 of everything in `payload` except the digest field itself."""
+    digest = hashlib.sha256()
+    _update_digest(digest, {k: v for k, v in payload.items() if k != DIGEST_FIELD})
+    return digest.hexdigest()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def stage_dir(root: str | Path, stage: str) -> Path:
@@ -35,13 +75,18 @@ def checkpoint_path(root: str | Path, stage: str, which: str = "best") -> Path:
 
 
 def save_checkpoint(path: str | Path, payload: dict) -> None:
-    """torch.save to a temporary file in the same folder, then os.replace (atomic)."""
+    """torch.save (with `content_sha256`) to a temporary file in the same folder, fsync, then
+    os.replace: a reader, or a run killed half-way through the write, never sees a partial file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {**payload, DIGEST_FIELD: payload_digest(payload)}
     handle, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     os.close(handle)
     try:
         torch.save(payload, tmp)
+        with open(tmp, "rb") as written:
+            os.fsync(written.fileno())
+        os.chmod(tmp, 0o644 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -54,17 +99,27 @@ def read_checkpoint(path: str | Path, stage: str) -> dict:
     if not path.is_file():
         raise CheckpointError(f"stage {stage!r}: no checkpoint at {path} "
                               f"(train it with `hafm train --stage {stage}`)")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"stage {stage!r}: checkpoint {path} is empty (0 bytes): the write was "
+                              f"cut short; retrain or copy the file again")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
-        raise CheckpointError(f"stage {stage!r}: checkpoint {path} is corrupt or not a torch file "
-                              f"({type(error).__name__}: {str(error).splitlines()[0][:160]})") from error
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError,
+            zipfile.BadZipFile) as error:
+        first_line = (str(error).splitlines() or [""])[0][:160]
+        raise CheckpointError(f"stage {stage!r}: checkpoint {path} is truncated, corrupt or not a torch "
+                              f"file ({type(error).__name__}: {first_line})") from error
     if not isinstance(payload, dict):
         raise CheckpointError(f"stage {stage!r}: checkpoint {path} holds a {type(payload).__name__}, "
                               "expected a dict with model_state and config")
     for field in REQUIRED_FIELDS:
         if field not in payload:
             raise CheckpointError(f"stage {stage!r}: checkpoint {path} has no field {field!r}")
+    stored = payload.get(DIGEST_FIELD)
+    if stored is not None and stored != payload_digest(payload):
+        raise CheckpointError(f"stage {stage!r}: checkpoint {path} fails its content check "
+                              f"(field {DIGEST_FIELD!r}): the file was altered or damaged after it "
+                              "was written; retrain or copy it again")
     return payload
 
 

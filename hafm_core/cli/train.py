@@ -4,12 +4,17 @@ Writes `CKPT/ar_<stage>/ckpt_best.pt` (lowest validation loss), `ckpt_last.pt` (
 needed by `--resume`) and `log.jsonl` (one JSON object per step; validation rows add
 `val_loss`, `val_loss_per_codebook`, `val_accuracy_per_codebook`). Several GPUs or hosts:
 `torchrun --nproc-per-node N -m hafm_core train ...` (DistributedDataParallel; gloo on CPU).
+
+Preemption: `ckpt_last.pt` is rewritten atomically every `--save-every` steps and when the
+process gets SIGTERM (a scheduler's preemption notice) or Ctrl-C; the command then exits 143
+or 130 and `--resume` continues bit for bit from the last save.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 HELP = "train one stage of the cascade on a token cache (hafm tokenize's output)"
@@ -27,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--cond-dropout", type=float, default=0.15, help="conditioning dropout (guidance)")
     parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--save-every", type=int, default=100,
+                        help="write ckpt_last.pt every N steps (also on SIGTERM/SIGINT; default 100)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--semantic-vocab", type=int, default=500, help="k-means clusters of the tokens")
     parser.add_argument("--resume", action="store_true", help="continue from CKPT/ar_<stage>/ckpt_last.pt")
@@ -38,18 +45,26 @@ def run(args: argparse.Namespace) -> int:
     from hafm_core.config import torch_device
     from hafm_core.model import stage_config
     from hafm_core.train.data import load_token_cache, stage_examples
-    from hafm_core.train.loop import TrainConfig, leave_distributed, train_stage
+    from hafm_core.train.loop import (
+        TrainConfig,
+        TrainingInterrupted,
+        leave_distributed,
+        train_stage,
+    )
 
     train_tokens, val_tokens = load_token_cache(args.tokens)
     model_config = stage_config(args.stage, args.preset, semantic_vocab=args.semantic_vocab)
     train_config = TrainConfig(steps=args.steps, batch_size=args.batch_size, accumulate=args.accumulate,
                                lr=args.lr, warmup=args.warmup, cond_dropout=args.cond_dropout,
-                               eval_every=args.eval_every, seed=args.seed)
+                               eval_every=args.eval_every, save_every=args.save_every, seed=args.seed)
     try:
         result = train_stage(model_config, train_config, stage_examples(args.stage, train_tokens),
                              stage_examples(args.stage, val_tokens), args.out,
                              device=args.device or torch_device(), resume=args.resume,
                              progress=not args.json)
+    except TrainingInterrupted as stopped:
+        print(f"hafm train: {stopped}", file=sys.stderr)
+        return 128 + stopped.signal_number
     finally:
         leave_distributed()
     if not result.is_main_process:

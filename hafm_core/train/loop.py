@@ -7,6 +7,11 @@ dropout come from one `torch.Generator` seeded with `seed`; its state, the globa
 state (dropout), the optimizer and the scheduler are saved in `ckpt_last.pt`, so N steps in one
 run equal N/2 steps + resume + N/2 steps bit for bit on CPU.
 
+Preemption: `ckpt_last.pt` is written atomically every `save_every` steps and when the process
+gets SIGTERM or SIGINT (the step in flight finishes first, then `TrainingInterrupted` is
+raised). `resume=True` continues from the last save bit for bit; log rows written after that
+save are dropped from `log.jsonl`, so the log never repeats a step.
+
 Data parallel: launched by `torchrun`, each rank draws the same global batch and keeps the
 rows `rank::world_size`; DDP averages the gradients, so the run matches one process with the
 same global batch up to float summation order. gloo on CPU, NCCL on CUDA.
@@ -19,6 +24,8 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -55,12 +62,55 @@ class TrainConfig:
     cond_dropout: float = 0.15  # probability of replacing an excerpt's conditioning by NULL
     eval_every: int = 100
     seed: int = 0
+    save_every: int = 100  # write ckpt_last.pt every N steps (and on SIGTERM/SIGINT)
 
     def __post_init__(self) -> None:
         if self.batch_size % self.accumulate:
             raise ConfigError(f"batch_size={self.batch_size} is not a multiple of accumulate={self.accumulate}")
-        if min(self.steps, self.batch_size, self.accumulate, self.eval_every) < 1:
-            raise ConfigError("steps, batch_size, accumulate and eval_every must be at least 1")
+        if min(self.steps, self.batch_size, self.accumulate, self.eval_every, self.save_every) < 1:
+            raise ConfigError("steps, batch_size, accumulate, eval_every and save_every must be at least 1")
+
+
+class TrainingInterrupted(Exception):
+    """SIGTERM or SIGINT arrived; `ckpt_last.pt` holds `global_step` and `--resume` continues."""
+
+    def __init__(self, signal_number: int, global_step: int, path: Path):
+        super().__init__(f"stopped by {signal.Signals(signal_number).name} after step {global_step}; "
+                         f"{path} saved, continue with --resume")
+        self.signal_number = signal_number
+        self.global_step = global_step
+        self.path = path
+
+
+class _StopRequests:
+    """Remembers a SIGTERM/SIGINT instead of dying mid-step; restores the old handlers on exit."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.received: int | None = None
+        self._previous: dict = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for number in self.SIGNALS:
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def _handle(self, number, _frame) -> None:
+        self.received = number
+
+    def __exit__(self, *_exc) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def requested(self, world: int, device) -> int | None:
+        """The signal to stop on, agreed by every rank (any rank's signal stops them all)."""
+        if world == 1:
+            return self.received
+        flag = torch.tensor([self.received or 0], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return int(flag.item()) or None
 
 
 @dataclass(frozen=True)
@@ -221,6 +271,8 @@ def train_stage(model_config: ModelConfig, train_config: TrainConfig, train_exam
     if resume:
         step, best = _restore(checkpoint_path(out_root, stage, "last"), stage, model_config,
                               train_config, model, optimizer, scheduler, generator)
+        if rank == 0:
+            _drop_log_rows_after(out_dir / "log.jsonl", step)
     wrapped = _TeacherForcing(model)
     if world > 1:
         wrapped = DistributedDataParallel(wrapped, device_ids=[int(device.split(":")[1])] if ":" in device else None)
@@ -233,46 +285,60 @@ def train_stage(model_config: ModelConfig, train_config: TrainConfig, train_exam
         bar = tqdm(total=train_config.steps, initial=step, desc=f"train {stage}", unit="step")
     last_val: dict = {}
     model.train()
-    while step < end:
-        losses = []
-        for micro_step in range(train_config.accumulate):
-            index = torch.randint(len(train_examples), (micro,), generator=generator)
-            drop = torch.rand(micro, generator=generator) < train_config.cond_dropout
-            cond, target = _batch(train_examples, index[rank::world], drop[rank::world], model, device)
-            sync = micro_step == train_config.accumulate - 1 or world == 1
-            context = wrapped.no_sync() if not sync else contextlib.nullcontext()
-            with context, torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
-                loss, _ = wrapped(cond, target)
-                (loss / train_config.accumulate).backward()
-            losses.append(loss.item())
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        row = {"step": step, "lr": scheduler.get_last_lr()[0], "train_loss": sum(losses) / len(losses),
-               "grad_norm": float(grad_norm)}
-        if step % train_config.eval_every == 0 or step == train_config.steps:
-            last_val = evaluate(model, val_examples, micro, device)
-            row.update({f"val_{key}": value for key, value in last_val.items()})
-            if rank == 0 and last_val["loss"] < best:
-                best = last_val["loss"]
-                save_checkpoint(out_dir / "ckpt_best.pt",
-                                _payload(model, model_config, train_config, step, best, last_val))
+
+    def save_last() -> Path:
+        path = out_dir / "ckpt_last.pt"
         if rank == 0:
-            _append_log(out_dir / "log.jsonl", row)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{row['train_loss']:.3f}")
+            save_checkpoint(path, {
+                **_payload(model, model_config, train_config, step, best, last_val),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": _rng_state(generator)})
+        return path
+
+    with _StopRequests() as stops:
+        while step < end:
+            losses = []
+            for micro_step in range(train_config.accumulate):
+                index = torch.randint(len(train_examples), (micro,), generator=generator)
+                drop = torch.rand(micro, generator=generator) < train_config.cond_dropout
+                cond, target = _batch(train_examples, index[rank::world], drop[rank::world], model, device)
+                sync = micro_step == train_config.accumulate - 1 or world == 1
+                context = wrapped.no_sync() if not sync else contextlib.nullcontext()
+                with context, torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+                    loss, _ = wrapped(cond, target)
+                    (loss / train_config.accumulate).backward()
+                losses.append(loss.item())
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            row = {"step": step, "lr": scheduler.get_last_lr()[0], "train_loss": sum(losses) / len(losses),
+                   "grad_norm": float(grad_norm)}
+            if step % train_config.eval_every == 0 or step == train_config.steps:
+                last_val = evaluate(model, val_examples, micro, device)
+                row.update({f"val_{key}": value for key, value in last_val.items()})
+                if rank == 0 and last_val["loss"] < best:
+                    best = last_val["loss"]
+                    save_checkpoint(out_dir / "ckpt_best.pt",
+                                    _payload(model, model_config, train_config, step, best, last_val))
+            if rank == 0:
+                _append_log(out_dir / "log.jsonl", row)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['train_loss']:.3f}")
+            signal_number = stops.requested(world, device)
+            if signal_number is not None:
+                if bar is not None:
+                    bar.close()
+                raise TrainingInterrupted(signal_number, step, save_last())
+            if step % train_config.save_every == 0 and step < end:
+                save_last()
     if bar is not None:
         bar.close()
     if world > 1:
         check_ranks_in_sync(model)
-    if rank == 0:
-        save_checkpoint(out_dir / "ckpt_last.pt", {
-            **_payload(model, model_config, train_config, step, best, last_val),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "rng": _rng_state(generator)})
+    save_last()
     return TrainResult(out_dir, step, best, last_val, rank == 0)
 
 
@@ -282,6 +348,17 @@ def _payload(model: HafmLM, model_config: ModelConfig, train_config: TrainConfig
             "config": model_config.to_dict(), "train_config": asdict(train_config),
             "step": step, "global_step": step, "best_val_loss": best, "val": val,
             "code_version": code_version()}
+
+
+def _drop_log_rows_after(path: Path, step: int) -> None:
+    """Keep the log rows of steps <= `step` (rows a crashed run wrote after its last save go)."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _append_log(path: Path, row: dict) -> None:
