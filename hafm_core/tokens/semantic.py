@@ -18,6 +18,8 @@ Inputs may be numpy arrays or torch tensors; outputs are of the same kind.
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -31,6 +33,8 @@ from hafm_core.errors import ConfigError, DatasetError
 from hafm_core.provenance import sha256_bytes, sha256_file, sha256_tree
 from hafm_core.tokens.loading import HUBERT_SOURCE, require_file, require_model_folder
 from hafm_core.tokens.tensors import as_audio_batch, as_input_kind
+
+log = logging.getLogger(__name__)
 
 EDGE_PAD_SAMPLES = 40  # (400 - 320) / 2: centres each HuBERT frame on its 20 ms span
 DEFAULT_CHUNK_S = 30.0
@@ -83,9 +87,11 @@ class SemanticTokenizer:
         kmeans_path = require_file(
             kmeans_path, f"k-means centroids (float32 [{constants.KMEANS_CLUSTERS}, D]) fitted by "
             "`hafm tokenize MANIFEST --fit-kmeans`")
+        hubert_hash = sha256_tree(folder)
+        kmeans_hash = sha256_file(kmeans_path)
+        check_kmeans_sidecar(kmeans_path, kmeans_hash, layer, hubert_hash)
         model = HubertModel.from_pretrained(folder, local_files_only=True)
-        return cls(model, layer, device or torch_device(), sha256_tree(folder),
-                   np.load(kmeans_path), sha256_file(kmeans_path))
+        return cls(model, layer, device or torch_device(), hubert_hash, np.load(kmeans_path), kmeans_hash)
 
     @property
     def weights_hash(self) -> str:
@@ -152,37 +158,90 @@ class SemanticTokenizer:
 
 
 def fit_kmeans(features_iter: Iterable, n_clusters: int = constants.KMEANS_CLUSTERS, seed: int = 0,
-               batch_size: int = 4096) -> np.ndarray:
-    """Stream feature matrices float32 [T, D] (or [B, T, D]) into MiniBatchKMeans -> centroids float32 [K, D].
+               batch_size: int = 4096, max_rows: int = 250_000, max_iter: int = 100,
+               n_init: int = 3) -> np.ndarray:
+    """Feature matrices float32 [T, D] (or [B, T, D]) -> k-means centroids float32 [K, D].
 
-    Rows are buffered and fed to `partial_fit` in batches of at least `max(batch_size, 3 K)` rows,
-    so memory stays bounded for a whole training split. Fewer rows than clusters is a
-    `DatasetError`.
+    The recipe of HuBERT's own k-means: a uniform sample of at most `max_rows` frames (a
+    reservoir with seeded random keys, so memory stays bounded for a whole training split and
+    the sample does not depend on how the rows were chunked), then scikit-learn's
+    `MiniBatchKMeans.fit` with k-means++ seeding, `n_init` restarts and up to `max_iter` passes
+    of shuffled mini-batches. A single streamed pass in track order (what this did before) lets
+    the last tracks pull the centroids: on per-track clustered features its inertia was almost
+    twice that of a full k-means. Fewer rows than clusters is a `DatasetError`.
     """
     from sklearn.cluster import MiniBatchKMeans
 
-    step = max(batch_size, 3 * n_clusters)
-    kmeans = MiniBatchKMeans(n_clusters=n_clusters, random_state=seed, batch_size=step, n_init=1)
-    buffer: list[np.ndarray] = []
-    buffered = 0
-    seen = 0
+    rows = _reservoir_sample(features_iter, max_rows, seed)
+    if len(rows) < n_clusters:
+        raise DatasetError(
+            f"k-means with {n_clusters} clusters needs at least {n_clusters} feature frames, got {len(rows)} "
+            f"({len(rows) / constants.SEMANTIC_FRAME_RATE_HZ:.1f} s of audio): add training audio or lower "
+            "the cluster count"
+        )
+    kmeans = MiniBatchKMeans(n_clusters=n_clusters, random_state=seed, init="k-means++", n_init=n_init,
+                             max_iter=max_iter, batch_size=min(len(rows), max(batch_size, 3 * n_clusters)),
+                             max_no_improvement=20, reassignment_ratio=0.0)
+    kmeans.fit(rows)
+    return kmeans.cluster_centers_.astype(np.float32)
+
+
+def _reservoir_sample(features_iter: Iterable, max_rows: int, seed: int) -> np.ndarray:
+    """A uniform sample without replacement of at most `max_rows` rows of all chunks, float32 [N, D]:
+    each row gets a seeded uniform key and the `max_rows` smallest keys are kept."""
+    rng = np.random.default_rng(seed)
+    kept_rows: list[np.ndarray] = []
+    kept_keys: list[np.ndarray] = []
+    held = 0
     for features in features_iter:
         rows = np.asarray(features, dtype=np.float32).reshape(-1, np.shape(features)[-1])
-        buffer.append(rows)
-        buffered += len(rows)
-        seen += len(rows)
-        if buffered >= 2 * step:  # keep >= step rows back so the last batch is never tiny
-            stacked = np.concatenate(buffer)
-            kmeans.partial_fit(stacked[:step])
-            buffer, buffered = [stacked[step:]], len(stacked) - step
-    if seen < n_clusters:
-        raise DatasetError(
-            f"k-means with {n_clusters} clusters needs at least {n_clusters} feature frames, got {seen} "
-            f"({seen / constants.SEMANTIC_FRAME_RATE_HZ:.1f} s of audio): add training audio or lower the cluster count"
-        )
-    if buffered:
-        kmeans.partial_fit(np.concatenate(buffer))
-    return kmeans.cluster_centers_.astype(np.float32)
+        kept_rows.append(rows)
+        kept_keys.append(rng.random(len(rows)))
+        held += len(rows)
+        if held > 2 * max_rows:
+            kept_rows, kept_keys, held = _smallest_keys(kept_rows, kept_keys, max_rows)
+    if not kept_rows:
+        return np.zeros((0, 0), np.float32)
+    rows, _, _ = _smallest_keys(kept_rows, kept_keys, max_rows)
+    return rows[0]
+
+
+def _smallest_keys(rows: list[np.ndarray], keys: list[np.ndarray], limit: int):
+    stacked_rows, stacked_keys = np.concatenate(rows), np.concatenate(keys)
+    if len(stacked_keys) > limit:
+        keep = np.sort(np.argpartition(stacked_keys, limit - 1)[:limit])
+        stacked_rows, stacked_keys = stacked_rows[keep], stacked_keys[keep]
+    return [stacked_rows], [stacked_keys], len(stacked_keys)
+
+
+def check_kmeans_sidecar(kmeans_path: Path, kmeans_hash: str, layer: int, hubert_hash: str) -> None:
+    """`ConfigError` when `kmeans.json` (written by `save_kmeans`) says the centroids were fitted
+    on another HuBERT layer or other HuBERT weights, or belongs to another `kmeans.npy`.
+
+    Ids from mismatched centroids are well-formed and meaningless: without this check tokens
+    fitted on layer 6 would be generated from layer 9 silently. Centroids without a sidecar
+    (copied from elsewhere) are accepted with a warning.
+    """
+    sidecar = Path(kmeans_path).with_suffix(".json")
+    if not sidecar.is_file():
+        log.warning(
+            "%s has no %s: its HuBERT layer and weights cannot be checked", kmeans_path, sidecar.name)
+        return
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{sidecar} is not valid JSON ({error}); refit with `hafm tokenize --fit-kmeans`") from error
+    if meta.get("sha256") not in (None, kmeans_hash):
+        raise ConfigError(f"{kmeans_path} does not match {sidecar.name} (sha256 {kmeans_hash[:12]} vs "
+                          f"{str(meta['sha256'])[:12]}): the centroids were replaced; refit with "
+                          "`hafm tokenize --fit-kmeans` or restore the matching pair")
+    if meta.get("layer") is not None and int(meta["layer"]) != layer:
+        raise ConfigError(f"{kmeans_path} was fitted on HuBERT layer {meta['layer']} but layer {layer} was "
+                          f"asked for: pass --layer {meta['layer']} or refit with `hafm tokenize --fit-kmeans`")
+    if meta.get("hubert_sha256") not in (None, hubert_hash):
+        raise ConfigError(f"{kmeans_path} was fitted on other HuBERT weights (sha256 "
+                          f"{str(meta['hubert_sha256'])[:12]}, this folder {hubert_hash[:12]}): refit with "
+                          "`hafm tokenize --fit-kmeans`")
 
 
 def save_kmeans(centroids: np.ndarray, path: str | Path, **metadata) -> str:

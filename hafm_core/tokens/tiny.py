@@ -215,7 +215,7 @@ def write_tiny_kmeans(out_dir: Path, seed: int = 0, n_clusters: int = constants.
 
     centroids = fit_kmeans(features(), n_clusters=n_clusters, seed=seed)
     path = Path(out_dir) / KMEANS_FILE
-    save_kmeans(centroids, path)
+    save_kmeans(centroids, path, layer=hubert.layer, hubert_sha256=hubert.hubert_hash)
     return path
 
 

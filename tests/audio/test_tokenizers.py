@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
-from hafm_core.errors import MissingWeightsError
+from hafm_core.errors import ConfigError, MissingWeightsError
 from hafm_core.synth import synthesize_multitrack
 from hafm_core.tokens.acoustic import AcousticTokenizer
 from hafm_core.tokens.semantic import SemanticTokenizer, fit_kmeans
@@ -91,8 +93,7 @@ def test_semantic_ids_layer_noise_and_batching(semantic_tokenizer, tiny_weights_
     assert not np.allclose(clean, noisy)
     np.testing.assert_array_equal(noisy, semantic_tokenizer.features(vocals, seed=0))
     # Layer selection: another layer gives other features; layers past the model's are refused.
-    layer3 = SemanticTokenizer.from_pretrained(tiny_weights_dir / "hubert-base-ls960",
-                                               tiny_weights_dir / "kmeans.npy", layer=3, device="cpu")
+    layer3 = SemanticTokenizer.load_hubert(tiny_weights_dir / "hubert-base-ls960", layer=3, device="cpu")
     assert not np.allclose(layer3.features(vocals, seed=0), noisy)
     assert layer3.weights_hash != semantic_tokenizer.weights_hash
 
@@ -118,6 +119,51 @@ def test_fit_kmeans_streams_batches_and_refuses_too_few_frames():
 
     with pytest.raises(DatasetError, match="needs at least 500 feature frames, got 300"):
         fit_kmeans(iter(chunks[:1]), n_clusters=500)
+
+
+def test_kmeans_fitted_on_another_layer_or_hubert_is_refused(tiny_weights_dir, tmp_path):
+    """kmeans.json records the HuBERT layer and weights: tokens from layer 9 centroids are never
+    computed from layer 6 features, and swapped centroids or HuBERT weights are refused."""
+    hubert, kmeans = tiny_weights_dir / "hubert-base-ls960", tiny_weights_dir / "kmeans.npy"
+    assert json.loads(kmeans.with_suffix(".json").read_text())["layer"] == 9
+    with pytest.raises(ConfigError, match="fitted on HuBERT layer 9 but layer 6"):
+        SemanticTokenizer.from_pretrained(hubert, kmeans, layer=6, device="cpu")
+    other = tmp_path / "kmeans.npy"
+    np.save(other, np.load(kmeans) + 1.0)
+    shutil.copy(kmeans.with_suffix(".json"), other.with_suffix(".json"))
+    with pytest.raises(ConfigError, match="does not match kmeans.json"):
+        SemanticTokenizer.from_pretrained(hubert, other, device="cpu")
+    other_hubert = tmp_path / "hubert"
+    shutil.copytree(hubert, other_hubert)
+    (other_hubert / "config.json").write_text((hubert / "config.json").read_text() + "\n")
+    with pytest.raises(ConfigError, match="other HuBERT weights"):
+        SemanticTokenizer.from_pretrained(other_hubert, kmeans, device="cpu")
+
+
+def test_fit_kmeans_is_order_free_on_track_clustered_features():
+    """Frames arrive track by track and each track covers a few clusters: the fit must still
+    reach a full k-means (5%), whatever the order. A single streamed pass did not (x4.9 here)."""
+    from sklearn.cluster import KMeans
+
+    rng = np.random.default_rng(1)
+    n_clusters, dim = 24, 12
+    centres = rng.normal(size=(n_clusters, dim)) * 6
+    tracks = []
+    for _ in range(48):
+        own = rng.choice(n_clusters, 3, replace=False)  # a track uses 3 of the 24 clusters
+        tracks.append(centres[rng.choice(own, 120)] + rng.normal(size=(120, dim)))
+    rows = np.concatenate(tracks)
+    full = KMeans(n_clusters=n_clusters, n_init=4, random_state=0).fit(rows).inertia_
+
+    def inertia(centroids):
+        from scipy.spatial.distance import cdist
+
+        return float((cdist(rows, centroids, "sqeuclidean").min(axis=1)).sum())
+
+    in_order = inertia(fit_kmeans(iter(tracks), n_clusters=n_clusters, seed=0, batch_size=256))
+    shuffled = inertia(fit_kmeans(iter(rows[rng.permutation(len(rows))][None]), n_clusters=n_clusters,
+                                  seed=0, batch_size=256))
+    assert in_order <= 1.05 * full and shuffled <= 1.05 * full, (in_order, shuffled, full)
 
 
 def test_missing_weights_name_path_and_public_model(tmp_path, tiny_weights_dir):
