@@ -6,6 +6,7 @@ service (evalsite.services.generation) over the same `hafm_core.systems` interfa
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from hafm_core.errors import ConfigError
 from hafm_core.provenance import code_version, sha256_bytes
 
 MIX_PEAK = 0.98
+# "song.vocal.wav", "song_vocals.wav", "song-vocal.flac": the accompaniment is "song.wav".
+_VOCAL_SUFFIX = re.compile(r"[._\- ]+vocals?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ def excerpts_from_input(path: Path, accompaniment: Path | None = None, split: st
 
     path = Path(path)
     if path.is_file() and path.suffix.lower() in (".wav", ".flac"):
-        return [Excerpt(path.stem, path, accompaniment)]
+        return [Excerpt(_VOCAL_SUFFIX.sub("", path.stem) or path.stem, path, accompaniment)]
     manifest_dir = path if path.is_dir() else path.parent
     records = [r for r in read_manifest(path) if split is None or r.split == split]
     if not records:
@@ -60,6 +63,10 @@ def generate_all(system, excerpts: list[Excerpt], out_dir: Path, seed: int, chec
     from hafm_core.audio import read_audio, write_audio
     from hafm_core.checkpoint import cascade_hash
 
+    for excerpt in excerpts:  # before any work: an output must never replace its own input
+        if (Path(out_dir) / f"{_file_stem(excerpt.excerpt_id)}.wav").resolve() == Path(excerpt.vocal).resolve():
+            raise ConfigError(f"the accompaniment of {excerpt.vocal} would replace the vocal itself: "
+                              "choose another --out folder")
     is_cascade = hasattr(system, "generate_batch")
     stages = ("semantic", "coarse", "fine") if system.name == "three-stage" else ("semantic", "coarse")
     checkpoint_hash = cascade_hash(checkpoint, stages) if is_cascade else None
@@ -67,6 +74,7 @@ def generate_all(system, excerpts: list[Excerpt], out_dir: Path, seed: int, chec
     groups: dict[tuple[int, int], list] = defaultdict(list)  # (rate, length) -> excerpts
     for item in loaded:
         groups[(item[2], len(item[1]))].append(item)
+    provenance = system.provenance() if hasattr(system, "provenance") else {}
     written = []
     with tqdm(total=len(loaded), desc=f"generate {system.name}", unit="excerpt", disable=not progress) as bar:
         for (rate, _), group in groups.items():
@@ -88,7 +96,7 @@ def generate_all(system, excerpts: list[Excerpt], out_dir: Path, seed: int, chec
                     sidecar = {"system": system.name, "excerpt": excerpt.excerpt_id, "vocal": str(excerpt.vocal),
                                "seed": excerpt_seed_value, "run_seed": seed, "checkpoint_hash": checkpoint_hash,
                                "sampling": params.to_dict() if is_cascade else None,
-                               "sample_rate_hz": rate, "code_version": code_version()}
+                               "sample_rate_hz": rate, "code_version": code_version(), **provenance}
                     write_json_atomic(out_dir / f"{stem}.json", sidecar)
                 bar.update(len(chunk))
     return written

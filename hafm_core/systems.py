@@ -118,6 +118,15 @@ class CascadeSystem:
                                  acoustic_overlap)  # (B, 4, T_a)
         return torch.cat([coarse, fine], dim=1)
 
+    def provenance(self) -> dict:
+        """What, besides the checkpoint and the sampling, decides the output: windowing and the
+        tokenizers (HuBERT folder, layer and k-means; EnCodec folder)."""
+        semantic = self.semantic_tokenizer
+        return {"window_s": self.window_s, "overlap_s": self.overlap_s,
+                "semantic_tokenizer_hash": semantic.weights_hash, "hubert_sha256": semantic.hubert_hash,
+                "hubert_layer": semantic.layer, "kmeans_sha256": semantic.kmeans_hash,
+                "acoustic_tokenizer_hash": self.acoustic_tokenizer.weights_hash}
+
     def generate_batch(self, vocals: np.ndarray, sample_rate_hz: int, seeds: list[int]) -> np.ndarray:
         """vocals float32 [B, n] (equal lengths) -> accompaniments float32 [B, n] at the same rate."""
         from hafm_core.audio import resample
@@ -161,6 +170,11 @@ class GroundTruthSystem:
     name: str
     acoustic_tokenizer: object | None = None  # None: raw
     n_codebooks: int = constants.N_CODEBOOKS
+
+    def provenance(self) -> dict:
+        if self.acoustic_tokenizer is None:
+            return {}
+        return {"acoustic_tokenizer_hash": self.acoustic_tokenizer.weights_hash, "n_codebooks": self.n_codebooks}
 
     def generate(self, vocal: np.ndarray, sample_rate_hz: int, seed: int, excerpt=None) -> np.ndarray:
         if excerpt is None:

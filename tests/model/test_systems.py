@@ -146,3 +146,29 @@ def test_random_prefers_another_tracks_folder(tmp_path):
     for seed in range(5):
         out = system.generate(np.zeros(1200, np.float32), RATE, seed=seed, excerpt=track_a / "0.accompaniment.wav")
         assert np.allclose(out, 0.2)  # never the other excerpt of track a
+
+
+def test_generate_names_outputs_without_the_vocal_suffix_and_records_tokenizers(cascade, tmp_path, capsys):
+    vocal, _ = read_audio(cascade["files"][1][0])
+    song = write_audio(tmp_path / "in" / "song.vocal.wav", vocal, RATE)
+    out = tmp_path / "out"
+    assert main(["generate", "--system", "two-stage", "--checkpoint", str(cascade["ckpt"]), "--input", str(song),
+                 "--out", str(out), "--weights", str(cascade["weights"]), "--window-s", "0.4",
+                 "--overlap-s", "0.2", "--device", "cpu", "--json"]) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in out.glob("*.wav")) == ["song.wav"]
+    sidecar = json.loads((out / "song.json").read_text())
+    assert (sidecar["window_s"], sidecar["overlap_s"]) == (0.4, 0.2)
+    system = _system(cascade, "two-stage")
+    assert sidecar["semantic_tokenizer_hash"] == system.semantic_tokenizer.weights_hash
+    assert sidecar["acoustic_tokenizer_hash"] == system.acoustic_tokenizer.weights_hash
+    assert sidecar["hubert_layer"] == 9 and len(sidecar["kmeans_sha256"]) == 64
+
+
+def test_generate_never_writes_over_its_own_input(cascade, tmp_path, capsys):
+    vocal, _ = read_audio(cascade["files"][1][0])
+    song = write_audio(tmp_path / "song.wav", vocal, RATE)
+    code = main(["generate", "--system", "ground-truth-raw", "--input", str(song), "--accompaniment",
+                 str(cascade["files"][2][1]), "--out", str(tmp_path)])
+    assert code == 2 and "would replace the vocal" in capsys.readouterr().err
+    assert np.array_equal(read_audio(song)[0], vocal)
