@@ -19,6 +19,7 @@ CODEBOOK_SIZE = 1024
 
 # Excerpts.
 EXCERPT_DURATION_S = 10.0
+UNIT_S = 0.04  # 40 ms: the shortest span holding whole frames at both rates (2 semantic, 3 acoustic)
 
 # Sampling defaults.
 DEFAULT_TEMPERATURE = 0.9

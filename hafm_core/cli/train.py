@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--cond-dropout", type=float, default=0.15, help="conditioning dropout (guidance)")
     parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--crop-s", type=float, default=10.0,
+                        help="training window in seconds: longer excerpts give random crops of it, shorter "
+                             "ones are trained at their own length (default 10)")
     parser.add_argument("--save-every", type=int, default=100,
                         help="write ckpt_last.pt every N steps (also on SIGTERM/SIGINT; default 100)")
     parser.add_argument("--seed", type=int, default=0)
@@ -56,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     model_config = stage_config(args.stage, args.preset, semantic_vocab=args.semantic_vocab)
     train_config = TrainConfig(steps=args.steps, batch_size=args.batch_size, accumulate=args.accumulate,
                                lr=args.lr, warmup=args.warmup, cond_dropout=args.cond_dropout,
-                               eval_every=args.eval_every, save_every=args.save_every, seed=args.seed)
+                               eval_every=args.eval_every, save_every=args.save_every, crop_s=args.crop_s,
+                               seed=args.seed)
     try:
         result = train_stage(model_config, train_config, stage_examples(args.stage, train_tokens),
                              stage_examples(args.stage, val_tokens), args.out,
@@ -72,11 +76,15 @@ def run(args: argparse.Namespace) -> int:
     summary = {"stage": args.stage, "preset": args.preset, "out": str(result.out_dir),
                "global_step": result.global_step, "best_val_loss": result.best_val_loss,
                "val_accuracy_per_codebook": result.last_val.get("accuracy_per_codebook"),
-               "n_train": len(train_tokens), "n_validation": len(val_tokens)}
+               "n_train": len(train_tokens), "n_validation": len(val_tokens), "training_data": result.data}
     if args.json:
         print(json.dumps(summary))
     else:
         accuracy = ", ".join(f"{a:.3f}" for a in summary["val_accuracy_per_codebook"] or [])
+        data = result.data
+        print(f"{args.stage}: {data['n_excerpts']} training excerpts ({data['n_cropped']} longer than "
+              f"{data['crop_s']:g} s cropped at random, {data['n_shorter']} shorter trained at their own "
+              "length, none dropped)")
         print(f"{args.stage}: {result.global_step} steps, best validation loss {result.best_val_loss:.4f}, "
               f"accuracy per codebook [{accuracy}] -> {result.out_dir}")
     return 0

@@ -34,6 +34,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from hafm_core import constants
 from hafm_core.checkpoint import (
     checkpoint_path,
     config_from_payload,
@@ -44,7 +45,7 @@ from hafm_core.errors import CheckpointError, ConfigError, DatasetError
 from hafm_core.model import HafmLM, ModelConfig
 from hafm_core.patterns import NULL_ID
 from hafm_core.provenance import code_version
-from hafm_core.train.data import StageExamples
+from hafm_core.train.data import CropSampler, StageExamples
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +64,19 @@ class TrainConfig:
     eval_every: int = 100
     seed: int = 0
     save_every: int = 100  # write ckpt_last.pt every N steps (and on SIGTERM/SIGINT)
+    crop_s: float = 10.0  # training window: longer excerpts give random crops, shorter ones their own length
 
     def __post_init__(self) -> None:
         if self.batch_size % self.accumulate:
             raise ConfigError(f"batch_size={self.batch_size} is not a multiple of accumulate={self.accumulate}")
         if min(self.steps, self.batch_size, self.accumulate, self.eval_every, self.save_every) < 1:
             raise ConfigError("steps, batch_size, accumulate, eval_every and save_every must be at least 1")
+        if not self.crop_s >= constants.UNIT_S:
+            raise ConfigError(f"crop_s={self.crop_s} must be at least {constants.UNIT_S} s (one 40 ms unit)")
+
+    @property
+    def crop_units(self) -> int:
+        return int(round(self.crop_s / constants.UNIT_S))
 
 
 class TrainingInterrupted(Exception):
@@ -120,6 +128,7 @@ class TrainResult:
     best_val_loss: float
     last_val: dict = field(default_factory=dict)  # {"loss": float, "loss_per_codebook": [...], "accuracy_per_codebook": [...]}
     is_main_process: bool = True  # rank 0 (the one that writes checkpoints)
+    data: dict = field(default_factory=dict)  # CropSampler.describe(): how each excerpt was used
 
 
 class _TeacherForcing(nn.Module):
@@ -185,21 +194,25 @@ def _check_ids(examples: StageExamples, config: ModelConfig) -> None:
                     "against the k-means clusters of the tokens")
 
 
-def _batch(examples: StageExamples, index: torch.Tensor, drop: torch.Tensor, model: HafmLM, device):
-    cond = model.layout.cond_tokens(examples.cond_streams[index])  # (b, L_c)
+def _batch(examples: StageExamples, index: torch.Tensor, offsets: torch.Tensor, length: int,
+           drop: torch.Tensor, model: HafmLM, device):
+    cond_streams, target = examples.window(index, offsets, length)
+    cond = model.layout.cond_tokens(cond_streams)  # (b, L_c)
     cond = cond.masked_fill(drop[:, None], NULL_ID)
-    return cond.to(device), examples.target_codes[index].to(device)
+    return cond.to(device), target.to(device)
 
 
 @torch.no_grad()
-def evaluate(model: HafmLM, examples: StageExamples, batch_size: int, device) -> dict:
-    """Validation loss and accuracy per codebook, conditioning always present."""
+def evaluate(model: HafmLM, examples: StageExamples, batch_size: int, device,
+             crop_units: int | None = None) -> dict:
+    """Validation loss and accuracy per codebook, conditioning always present: every excerpt
+    once, its first `crop_units` (or all of it when shorter)."""
     model.eval()
     n_streams = examples.target_codes.shape[1]
     loss_sum, correct, count = torch.zeros(n_streams, dtype=torch.float64), torch.zeros(n_streams), 0
-    for start in range(0, len(examples), batch_size):
-        index = torch.arange(start, min(start + batch_size, len(examples)))
-        cond, target = _batch(examples, index, torch.zeros(len(index), dtype=torch.bool), model, device)
+    for index, offsets, length in CropSampler(examples, crop_units).evaluation_batches(batch_size):
+        cond, target = _batch(examples, index, offsets, length, torch.zeros(len(index), dtype=torch.bool),
+                              model, device)
         _, metrics = model.loss(cond, target)
         loss_sum += metrics["loss"].double().cpu() * len(index)
         correct += metrics["correct"].cpu()
@@ -257,6 +270,9 @@ def train_stage(model_config: ModelConfig, train_config: TrainConfig, train_exam
         raise ConfigError(f"batch_size / accumulate = {micro} is not a multiple of {world} processes")
     for examples in (train_examples, val_examples):
         _check_ids(examples, model_config)
+    sampler = CropSampler(train_examples, train_config.crop_units)
+    if rank == 0:
+        log.info("stage %s training data: %s", stage, sampler.describe())
     torch.manual_seed(train_config.seed)
     model = HafmLM(model_config).to(device)
     generator = torch.Generator().manual_seed(train_config.seed)
@@ -299,9 +315,10 @@ def train_stage(model_config: ModelConfig, train_config: TrainConfig, train_exam
         while step < end:
             losses = []
             for micro_step in range(train_config.accumulate):
-                index = torch.randint(len(train_examples), (micro,), generator=generator)
+                index, offsets, length = sampler.draw(micro, generator)
                 drop = torch.rand(micro, generator=generator) < train_config.cond_dropout
-                cond, target = _batch(train_examples, index[rank::world], drop[rank::world], model, device)
+                cond, target = _batch(train_examples, index[rank::world], offsets[rank::world], length,
+                                      drop[rank::world], model, device)
                 sync = micro_step == train_config.accumulate - 1 or world == 1
                 context = wrapped.no_sync() if not sync else contextlib.nullcontext()
                 with context, torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
@@ -316,7 +333,7 @@ def train_stage(model_config: ModelConfig, train_config: TrainConfig, train_exam
             row = {"step": step, "lr": scheduler.get_last_lr()[0], "train_loss": sum(losses) / len(losses),
                    "grad_norm": float(grad_norm)}
             if step % train_config.eval_every == 0 or step == train_config.steps:
-                last_val = evaluate(model, val_examples, micro, device)
+                last_val = evaluate(model, val_examples, micro, device, train_config.crop_units)
                 row.update({f"val_{key}": value for key, value in last_val.items()})
                 if rank == 0 and last_val["loss"] < best:
                     best = last_val["loss"]
@@ -339,7 +356,7 @@ def train_stage(model_config: ModelConfig, train_config: TrainConfig, train_exam
     if world > 1:
         check_ranks_in_sync(model)
     save_last()
-    return TrainResult(out_dir, step, best, last_val, rank == 0)
+    return TrainResult(out_dir, step, best, last_val, rank == 0, sampler.describe())
 
 
 def _payload(model: HafmLM, model_config: ModelConfig, train_config: TrainConfig, step: int,

@@ -101,3 +101,55 @@ def test_data_parallel_with_torchrun_matches_one_process(token_cache, tmp_path):
         assert torch.allclose(a[key], b[key], atol=1e-5), key
     best = torch.load(tmp_path / "single" / "ar_semantic" / "ckpt_best.pt", weights_only=True)
     assert best["global_step"] in (2, 4)
+
+
+def _cache_of_lengths(folder, semantic_frames: list[int]):
+    """A token cache whose train excerpts have the given lengths (semantic frames, even)."""
+    from hafm_core.tokens import cache
+    from tests.model.conftest import write_synthetic_cache
+
+    entries = []
+    for i, frames in enumerate(semantic_frames):
+        sub = folder / f"part{i}"
+        write_synthetic_cache(sub, n_excerpts=2, semantic_frames=frames, seed=i, n_validation=1)
+        for entry in cache.read_index(sub):
+            path = (sub / entry.file).relative_to(folder).as_posix()
+            entries.append(cache.TokenIndexEntry(f"{entry.excerpt_id}-{i}", f"{entry.track}-{i}", entry.split,
+                                                 entry.duration_s, entry.key, path))
+    cache.write_index(folder, entries)
+    return folder
+
+
+def test_excerpts_of_any_length_are_trained_whole(tmp_path, capsys):
+    """A long excerpt is not cut to the shortest: random crops cover all of it; a short one
+    trains at its own length; the CLI says how many of each."""
+    from hafm_core.train.data import CropSampler
+
+    folder = _cache_of_lengths(tmp_path / "tokens", [8, 8, 20, 4])  # 4, 4, 10 and 2 units
+    train, val = load_token_cache(folder)
+    assert train.unit_lengths().tolist() == [4, 4, 10, 2] and len(val) == 4
+    examples = stage_examples("coarse", train)
+    sampler = CropSampler(examples, crop_units=4)
+    assert sampler.describe() == {"n_excerpts": 4, "crop_s": 0.16, "n_cropped": 1, "n_shorter": 1,
+                                  "bucket_lengths_s": [0.08, 0.16]}
+    generator = torch.Generator().manual_seed(0)
+    seen_offsets, short_lengths = set(), set()
+    for _ in range(300):
+        index, offsets, length = sampler.draw(4, generator)
+        cond, target = examples.window(index, offsets, length)
+        assert cond.shape == (4, 2, 2 * length) and target.shape == (4, 4, 3 * length)
+        for position, (row, offset) in enumerate(zip(index.tolist(), offsets.tolist())):
+            expect = examples.target_codes[row, :, 3 * offset: 3 * (offset + length)]
+            assert torch.equal(target[position], expect)
+            if row == 2:
+                seen_offsets.add(offset)
+            if row == 3:
+                short_lengths.add(length)
+    assert seen_offsets == set(range(7)), "some frames of the long excerpt are never trained on"
+    assert short_lengths == {2}
+
+    out = tmp_path / "ckpt"
+    assert main(["train", "--stage", "coarse", "--tokens", str(folder), "--out", str(out), "--json",
+                 "--crop-s", "0.16", *TRAIN_ARGS]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["training_data"]["n_cropped"] == 1 and summary["training_data"]["n_shorter"] == 1
