@@ -6,6 +6,14 @@ relative position bias (shared by all layers, measured on the time axis: see
 embedding. One linear head per target codebook predicts local ids. A `KVCache` makes
 generation cost one new token per step instead of the whole prefix.
 
+Memory. The position bias is never built as a whole [B, H, T, T] tensor unless it is small:
+`forward` computes one int16 [T, T_keys] table of bucket ids, and each layer turns it into an
+additive mask for `attn_chunk` query rows at a time. In training each chunk runs under
+activation checkpointing (the chunk's mask and attention are recomputed in the backward pass),
+so the memory of attention grows as H * attn_chunk * T, not H * T^2, with the same loss and
+gradients. `activation_checkpointing` also recomputes whole blocks. Both are runtime settings
+(`HafmLM.attn_chunk`, `HafmLM.activation_checkpointing`), not part of the checkpoint's config.
+
     config = stage_config("coarse", "tiny")
     model = HafmLM(config)
     loss, metrics = model.loss(cond_streams, target_codes)   # teacher forcing
@@ -19,6 +27,7 @@ from dataclasses import MISSING, asdict, dataclass, fields
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from hafm_core import constants
 from hafm_core.patterns import STAGES, StageLayout, stage_layout
@@ -118,6 +127,32 @@ class RelativePositionBias(nn.Module):
         buckets = self.bucket(key_pos[None, :] - query_pos[:, None])  # (Tq, Tk)
         return self.embedding(buckets).permute(2, 0, 1).unsqueeze(0)
 
+    def for_queries(self, query_pos: torch.Tensor, key_pos: torch.Tensor, future: torch.Tensor) -> AttentionBias:
+        buckets = self.bucket(key_pos[None, :] - query_pos[:, None]).to(torch.int16)  # (Tq, Tk)
+        return AttentionBias(buckets, future, self.embedding.weight)
+
+
+@dataclass(frozen=True)
+class AttentionBias:
+    """What attention needs to build its additive mask for any block of query rows.
+
+    buckets: bucket ids int16 [Tq, Tk]; future: bool [Tq, Tk], True where a key comes after the
+    query in sequence order; table: the bias embedding float [n_buckets, H] (learned).
+    """
+
+    buckets: torch.Tensor
+    future: torch.Tensor
+    table: torch.Tensor
+
+    def mask(self, rows: slice, dtype: torch.dtype) -> torch.Tensor:
+        """float [1, H, rows, Tk]: bias plus -inf on future keys."""
+        return _bias_mask(self.buckets[rows], self.future[rows], self.table, dtype)
+
+
+def _bias_mask(buckets: torch.Tensor, future: torch.Tensor, table: torch.Tensor, dtype) -> torch.Tensor:
+    bias = F.embedding(buckets.long(), table).permute(2, 0, 1).unsqueeze(0)  # (1, H, rows, Tk)
+    return bias.masked_fill(future, float("-inf")).to(dtype)
+
 
 class KVCache:
     """Keys and values of every layer for a batch of sequences, preallocated to `max_len`."""
@@ -149,8 +184,8 @@ class Attention(nn.Module):
         self.proj = nn.Linear(config.d_model, config.d_model, bias=False)
         self.dropout = config.dropout
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
-        """x [B, T, D], mask float [1, H, T, T_keys] (bias + causal -inf) -> [B, T, D]."""
+    def forward(self, x: torch.Tensor, bias: AttentionBias, cache: KVCache | None, chunk: int = 0) -> torch.Tensor:
+        """x [B, T, D] -> [B, T, D]; `chunk` > 0 attends `chunk` query rows at a time."""
         batch, length, d_model = x.shape
         q, k, v = self.qkv(x).split(d_model, dim=2)
         q = self.q_norm(q.view(batch, length, self.n_head, self.head_dim)).transpose(1, 2)  # (B, H, T, hd)
@@ -158,9 +193,24 @@ class Attention(nn.Module):
         v = v.view(batch, length, self.n_head, self.head_dim).transpose(1, 2)
         if cache is not None:
             k, v = cache.append(self.layer, k, v)  # (B, H, T_keys, hd)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask.to(q.dtype), dropout_p=self.dropout if self.training else 0.0)
+        dropout = self.dropout if self.training else 0.0
+        if chunk <= 0 or length <= chunk:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.mask(slice(None), q.dtype), dropout_p=dropout)
+        else:
+            parts = []
+            for start in range(0, length, chunk):
+                rows = slice(start, start + chunk)
+                args = (q[:, :, rows], k, v, bias.buckets[rows], bias.future[rows], bias.table, dropout)
+                recompute = self.training and torch.is_grad_enabled()
+                parts.append(checkpoint(_attend, *args, use_reentrant=False) if recompute else _attend(*args))
+            y = torch.cat(parts, dim=2)  # (B, H, T, hd)
         return self.proj(y.transpose(1, 2).reshape(batch, length, d_model))
+
+
+def _attend(q, k, v, buckets, future, table, dropout: float) -> torch.Tensor:
+    """Attention of a block of query rows q [B, H, rows, hd] over k, v [B, H, Tk, hd]."""
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=_bias_mask(buckets, future, table, q.dtype),
+                                          dropout_p=dropout)
 
 
 class GEGLU(nn.Module):
@@ -183,8 +233,8 @@ class Block(nn.Module):
         self.ffn = GEGLU(config)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
-        x = x + self.dropout(self.attn(self.norm_attn(x), mask, cache))
+    def forward(self, x: torch.Tensor, bias: AttentionBias, cache: KVCache | None, chunk: int = 0) -> torch.Tensor:
+        x = x + self.dropout(self.attn(self.norm_attn(x), bias, cache, chunk))
         return x + self.dropout(self.ffn(self.norm_ffn(x)))
 
 
@@ -202,6 +252,8 @@ class HafmLM(nn.Module):
         self.norm_out = RMSNorm(config.d_model)
         self.heads = nn.ModuleList(nn.Linear(config.d_model, card, bias=False) for card in layout.target_cards)
         self.apply(self._init_weights)
+        self.attn_chunk = 0  # query rows per attention block; 0: all at once
+        self.activation_checkpointing = False  # recompute each block in the backward pass
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -225,14 +277,17 @@ class HafmLM(nn.Module):
             key_positions = cache.positions[:start + tokens.shape[1]]
         else:
             key_positions = positions
-        mask = self.relative_bias(positions, key_positions)  # (1, H, T, T_keys)
         query_index = torch.arange(start, start + tokens.shape[1], device=tokens.device)
         key_index = torch.arange(key_positions.shape[0], device=tokens.device)
         future = key_index[None, :] > query_index[:, None]  # (T, T_keys)
-        mask = mask.masked_fill(future, float("-inf"))
+        bias = self.relative_bias.for_queries(positions, key_positions, future)
         x = self.token_embedding(tokens) + self.segment_embedding(segments)[None]  # (B, T, D)
+        recompute = self.activation_checkpointing and self.training and torch.is_grad_enabled() and cache is None
         for block in self.blocks:
-            x = block(x, mask, cache)
+            if recompute:
+                x = checkpoint(block, x, bias, None, self.attn_chunk, use_reentrant=False)
+            else:
+                x = block(x, bias, cache, self.attn_chunk)
         if cache is not None:
             cache.length = start + tokens.shape[1]
         return self.norm_out(x)

@@ -35,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crop-s", type=float, default=10.0,
                         help="training window in seconds: longer excerpts give random crops of it, shorter "
                              "ones are trained at their own length (default 10)")
+    parser.add_argument("--attn-chunk", type=int, default=0, metavar="ROWS",
+                        help="attend ROWS query tokens at a time, recomputed in the backward pass: attention "
+                             "memory grows with ROWS x T instead of T^2 (0: all at once)")
+    parser.add_argument("--activation-checkpointing", action="store_true",
+                        help="recompute each transformer block in the backward pass (less memory, ~30%% slower)")
     parser.add_argument("--save-every", type=int, default=100,
                         help="write ckpt_last.pt every N steps (also on SIGTERM/SIGINT; default 100)")
     parser.add_argument("--seed", type=int, default=0)
@@ -60,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     train_config = TrainConfig(steps=args.steps, batch_size=args.batch_size, accumulate=args.accumulate,
                                lr=args.lr, warmup=args.warmup, cond_dropout=args.cond_dropout,
                                eval_every=args.eval_every, save_every=args.save_every, crop_s=args.crop_s,
+                               attn_chunk=args.attn_chunk, activation_checkpointing=args.activation_checkpointing,
                                seed=args.seed)
     try:
         result = train_stage(model_config, train_config, stage_examples(args.stage, train_tokens),

@@ -65,6 +65,8 @@ class TrainConfig:
     seed: int = 0
     save_every: int = 100  # write ckpt_last.pt every N steps (and on SIGTERM/SIGINT)
     crop_s: float = 10.0  # training window: longer excerpts give random crops, shorter ones their own length
+    attn_chunk: int = 0  # > 0: attention in blocks of this many query rows, recomputed in backward
+    activation_checkpointing: bool = False  # recompute each transformer block in the backward pass
 
     def __post_init__(self) -> None:
         if self.batch_size % self.accumulate:
@@ -275,6 +277,8 @@ def train_stage(model_config: ModelConfig, train_config: TrainConfig, train_exam
         log.info("stage %s training data: %s", stage, sampler.describe())
     torch.manual_seed(train_config.seed)
     model = HafmLM(model_config).to(device)
+    model.attn_chunk = train_config.attn_chunk
+    model.activation_checkpointing = train_config.activation_checkpointing
     generator = torch.Generator().manual_seed(train_config.seed)
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]
