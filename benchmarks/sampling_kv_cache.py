@@ -23,7 +23,7 @@ import torch
 
 from hafm_core.model import HafmLM, KVCache, stage_config
 from hafm_core.patterns import BOS_ID
-from hafm_core.sampling import SamplingParams, generate, sample_next
+from hafm_core.sampling import SamplingParams, draw_uniforms, generate, sample_next
 
 
 def _sync(device: str) -> None:
@@ -53,7 +53,7 @@ def time_recompute_steps(model: HafmLM, cond: torch.Tensor, n_frames: int, slots
     tokens = torch.cat([cond_tokens, torch.full_like(target[:, :1], BOS_ID), target[:, :-1]], dim=1)
     positions = layout.positions(cond.shape[2], n_slots, device=device)
     segments = layout.segments(cond_tokens.shape[1], n_slots, device=device)
-    generators = [torch.Generator(device=device).manual_seed(b) for b in range(batch)]
+    uniforms = draw_uniforms(range(batch), n_slots, device)
     params, times = SamplingParams(), []
     for slot in slots:
         end = cond_tokens.shape[1] + slot + 1
@@ -62,7 +62,7 @@ def time_recompute_steps(model: HafmLM, cond: torch.Tensor, n_frames: int, slots
         hidden = model(tokens[:, :end], positions[:end], segments[:end])[:, -1]
         logits = model.head_logits(hidden, slot % layout.n_target).float()
         logits = logits[batch:] + params.guidance_scale * (logits[:batch] - logits[batch:])
-        sample_next(logits, params, generators)
+        sample_next(logits, params, uniforms[:, slot])
         _sync(device)
         times.append(time.perf_counter() - start)
     return times

@@ -3,7 +3,10 @@
 Classifier-free guidance runs the conditional and the unconditional rows in one batch of 2B
 sequences (the unconditional rows see every conditioning token replaced by `NULL_ID`) and
 mixes their logits as `uncond + scale * (cond - uncond)`. Each excerpt draws its tokens from its
-own `torch.Generator`, so on CPU a seed reproduces the same tokens whatever else is in the batch.
+own `torch.Generator`, so on CPU a seed reproduces the same tokens whatever else is in the batch:
+the generator of excerpt b draws all its uniforms up front, float64 [n_slots], and each step
+samples every row at once by inverting the row's cumulative distribution at its uniform (one
+`searchsorted` for the batch instead of a Python loop of `multinomial` calls per step).
 
     codes = generate(model, cond_streams, n_frames=750, seeds=[0, 1, 2])   # int64 [3, K, 750]
 """
@@ -48,14 +51,24 @@ def filter_logits(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
     return logits
 
 
-def sample_next(logits: torch.Tensor, params: SamplingParams,
-                generators: Sequence[torch.Generator]) -> torch.Tensor:
-    """logits float [B, card] -> local ids int64 [B], row b drawn with generators[b]."""
+def sample_next(logits: torch.Tensor, params: SamplingParams, uniforms: torch.Tensor) -> torch.Tensor:
+    """logits float [B, card], uniforms float64 [B] in [0, 1) -> local ids int64 [B].
+
+    Row b takes the first id whose cumulative probability exceeds uniforms[b] (inverse CDF):
+    ids filtered out by top-k/top-p have probability 0 and can never be taken.
+    """
     if params.temperature <= 0:
         return logits.argmax(-1)
-    probs = filter_logits(logits.float(), params).softmax(-1)  # (B, card)
-    return torch.cat([torch.multinomial(probs[b], 1, generator=generators[b])
-                      for b in range(probs.shape[0])])
+    probs = filter_logits(logits.float(), params).softmax(-1).double()  # (B, card)
+    cdf = probs.cumsum(-1)  # (B, card)
+    targets = uniforms.to(cdf)[:, None] * cdf[:, -1:]  # (B, 1), below the row's total mass
+    return torch.searchsorted(cdf, targets, right=True)[:, 0].clamp(max=probs.shape[-1] - 1)
+
+
+def draw_uniforms(seeds: Sequence[int], n_slots: int, device) -> torch.Tensor:
+    """float64 [B, n_slots]: row b from a generator seeded with seeds[b] (independent of the batch)."""
+    return torch.stack([torch.rand(n_slots, generator=torch.Generator(device=device).manual_seed(int(seed)),
+                                   device=device, dtype=torch.float64) for seed in seeds])
 
 
 @torch.no_grad()
@@ -101,7 +114,7 @@ def generate(model: HafmLM, cond_streams: torch.Tensor, n_frames: int, seeds: Se
 
     dtype = next(model.parameters()).dtype
     cache = KVCache(model.config, rows, cond_len + n_slots, device, dtype) if use_cache else None
-    generators = [torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds]
+    uniforms = draw_uniforms(seeds, n_slots, device)  # (B, n_slots)
     for slot in range(n_forced, n_slots):
         end = cond_len + slot + 1  # tokens[:, :end] are known; index end-1 predicts slot
         start = cache.length if cache is not None else 0
@@ -111,7 +124,7 @@ def generate(model: HafmLM, cond_streams: torch.Tensor, n_frames: int, seeds: Se
         if guided:
             conditional, unconditional = logits[:batch], logits[batch:]
             logits = unconditional + params.guidance_scale * (conditional - unconditional)
-        local = sample_next(logits, params, generators)  # (B,)
+        local = sample_next(logits, params, uniforms[:, slot])  # (B,)
         generated[:, slot] = local
         if slot + 1 < n_slots:
             tokens[:, end] = (local + offsets[codebook]).repeat(rows // batch)

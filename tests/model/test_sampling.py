@@ -85,3 +85,25 @@ def test_top_k_and_top_p_restrict_the_support():
     top_1 = generate(model, cond, 20, seeds=[5], params=SamplingParams(top_k=1))
     greedy = generate(model, cond, 20, seeds=[6], params=SamplingParams(temperature=0.0))
     assert torch.equal(top_1, greedy)
+
+
+def test_batched_inverse_cdf_sampling_draws_the_filtered_distribution():
+    """Every row sampled at once must still draw from its own top-k/top-p distribution:
+    frequencies against the probabilities (scipy's chi-square), never a filtered-out id."""
+    from scipy.stats import chisquare
+
+    from hafm_core.sampling import draw_uniforms, filter_logits, sample_next
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 12) * 2
+    params = SamplingParams(temperature=0.8, top_k=8, top_p=0.9)
+    n = 8_000
+    uniforms = draw_uniforms([1, 2], n, "cpu")
+    draws = torch.stack([sample_next(logits, params, uniforms[:, i]) for i in range(n)], 1)  # (2, n)
+    probs = filter_logits(logits, params).softmax(-1).double()
+    for row in range(2):
+        allowed = probs[row] > 0
+        counts = torch.bincount(draws[row], minlength=12)
+        assert counts[~allowed].sum() == 0, "a filtered-out id was drawn"
+        expected = (probs[row][allowed] / probs[row][allowed].sum() * n).numpy()
+        assert chisquare(counts[allowed].numpy(), expected).pvalue > 1e-3
