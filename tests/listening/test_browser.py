@@ -79,6 +79,8 @@ def in_thread(read):
 
 
 def snap(page, size: str, name: str) -> None:
+    if page.locator("#player").count() and page.evaluate("!!window.ListenPlayer"):
+        page.wait_for_selector("#player.ready", state="attached")
     fits = page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     assert fits, f"{name} scrolls sideways on a {VIEWPORTS[size]['width']} px wide screen"
     page.screenshot(path=str(ARTIFACTS / f"{size}-{name}.png"), full_page=True)
@@ -281,7 +283,7 @@ def pair_by_keyboard(page, key: str, next_key: str = "Enter") -> None:
     send_answer(page, next_key)
 
 
-def refused_answer_is_kept(page) -> None:
+def refused_answer_is_kept(page, size: str) -> None:
     """The server says "too early, retry in 1.5 s": the choice stays, a message says so, and the
     answer can be sent again (only) once the wait is over."""
     answers: list[float] = []
@@ -307,6 +309,7 @@ def refused_answer_is_kept(page) -> None:
     assert "keep listening" in page.inner_text("#error")
     assert page.is_checked("input[name=chosen][value=left]")
     assert page.is_disabled("#submit")
+    snap(page, size, "4-pair-refused")
     page.keyboard.press("Enter")         # too soon: nothing is sent
     page.wait_for_timeout(300)
     assert len(answers) == 1
@@ -352,6 +355,7 @@ def rating_by_keyboard(page, size: str, keys: tuple[str, str]) -> None:
     page.wait_for_timeout(400)
     state = player(page)
     assert state["valuenow"] == state["valuemax"] > 0
+    assert "skipped" in page.inner_text("#hint")
     page.keyboard.press("4")
     assert page.locator("fieldset.scale input:not([disabled])").count() == 0
     assert page.locator("fieldset.scale input:checked").count() == 0
@@ -387,7 +391,7 @@ def test_listener_completes_a_study_by_keyboard(chromium, size, live_server, mak
 
     page.wait_for_url("**/trial/")
     snap(page, size, "4-pair-trial")
-    refused_answer_is_kept(page)
+    refused_answer_is_kept(page, size)
     # An accidental reload in the middle: the same trial comes back, nothing is recorded twice.
     before = trial_data(page)["id"]
     page.reload()
@@ -403,6 +407,10 @@ def test_listener_completes_a_study_by_keyboard(chromium, size, live_server, mak
     page.wait_for_url("**/done/")
     assert page.inner_text("#code") == "CODE123"
     snap(page, size, "6-done")
+    if size == "desktop":  # a key stops the automatic return; Space on the button-like link returns
+        tab_to(page, "#return-link")
+        assert "when you are ready" in page.inner_text("#return-hint") and "/done/" in page.url
+        page.keyboard.press("Space")
     page.wait_for_url("https://app.prolific.com/**", timeout=10_000)
     assert prolific_hits == ["https://app.prolific.com/submissions/complete?cc=CODE123"]
     in_thread(lambda: check_recorded(pid))

@@ -100,7 +100,7 @@
     }
 
     function showError(message) {
-      errorBox.textContent = message;
+      if (errorBox.textContent !== message) errorBox.textContent = message;
       errorBox.hidden = !message;
     }
 
@@ -132,11 +132,14 @@
       const ready = listened();
       sides.forEach(function (side) {
         const radio = root.querySelector("[role=radio][data-side=" + side + "]");
-        if (radio && heardEnough(side)) radio.dataset.heard = "true";
+        if (radio && heardEnough(side) && !radio.dataset.heard) radio.dataset.heard = "true";
         if (!isPair && player.heardWhole(side)) report(side, "ended");
       });
       root.querySelectorAll("input[type=radio]").forEach(function (input) { input.disabled = !ready; });
-      if (ready) hint.textContent = isPair ? "Now choose A or B." : "Now rate the clip on every scale.";
+      if (ready) player.setText(hint, isPair ? "Now choose A or B." : "Now rate the clip on every scale.");
+      else if (!isPair && player.atEnd() && player.heardSeconds("left") > 0) {
+        player.setText(hint, "Parts of the clip were skipped. Play it once more without jumping ahead, then rate it.");
+      }
       const wasFocused = document.activeElement === submit;
       submit.disabled = !(ready && answer()) || performance.now() < waitUntil;
       if (wasFocused && submit.disabled) (errorBox.hidden ? hint : errorBox).focus();  // keep focus on the page
@@ -167,7 +170,7 @@
         const seconds = Math.max(1, Math.ceil(delayMs / 1000));
         const reason = code === "study_paused" ? "The study is paused for a moment." :
           code === "audio_not_fetched" ? "The sound has not finished loading." : "Please keep listening a little longer.";
-        retryLater(reason + " Your choice is kept; you can send it in about " + seconds + " s.", delayMs);
+        retryLater(reason + " Your choice is kept; you can send it in about " + seconds + "\u00a0s.", delayMs);
       } else {
         showError(result.message || "Something went wrong; please try again.");
         update();
@@ -180,7 +183,8 @@
       sending = true;
       body.answer_key = data.answer_key;
       body.response_time_ms = Math.round(performance.now() - started);
-      Promise.all(reported).then(function () { return postJSON(data.answer_url, body); }).then(function (response) {
+      const settled = reported.concat([player.loaded.catch(function () {})]);  // events and audio first
+      Promise.all(settled).then(function () { return postJSON(data.answer_url, body); }).then(function (response) {
         return response.json().then(function (result) { return { status: response.status, result: result }; });
       }).then(function (reply) {
         sending = false;
@@ -254,8 +258,19 @@
   }
 
   // ---- end page -----------------------------------------------------------------------------
+  // Back to the platform after a few seconds, unless the listener starts using the page (a key
+  // or a touch): then the link waits for them, so nobody is hurried off the page.
   function setupReturn(link) {
-    window.setTimeout(function () { window.location.assign(link.dataset.redirect); }, 3000);
+    const hint = document.getElementById("return-hint");
+    const timer = window.setTimeout(function () { window.location.assign(link.dataset.redirect); }, 3000);
+    function hold() {
+      window.clearTimeout(timer);
+      hint.textContent = "Use the button above when you are ready.";
+      document.removeEventListener("keydown", hold, true);
+      document.removeEventListener("pointerdown", hold, true);
+    }
+    document.addEventListener("keydown", hold, true);
+    document.addEventListener("pointerdown", hold, true);
   }
 
   const consent = document.getElementById("consent-form");

@@ -11,6 +11,10 @@
   const SEEK_STEP_S = 2;       // arrow keys jump this far
   const FETCH_TRIES = 3;
 
+  // DOM writes only on change: live regions and assistive technology hear real changes only.
+  function setText(element, text) { if (element.textContent !== text) element.textContent = text; }
+  function setAttr(element, name, value) { if (element.getAttribute(name) !== value) element.setAttribute(name, value); }
+
   function formatTime(seconds) {
     const s = Math.max(0, Math.floor(seconds + 1e-6));
     return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
@@ -111,14 +115,14 @@
     function render() {
       const pos = Math.min(clock(), duration);
       fill.style.width = duration ? (100 * pos / duration).toFixed(2) + "%" : "0";
-      timeText.textContent = formatTime(pos) + " / " + formatTime(duration);
-      position.setAttribute("aria-valuenow", pos.toFixed(1));
-      position.setAttribute("aria-valuetext", formatTime(pos) + " of " + formatTime(duration));
-      playLabel.textContent = !ready && wantPlay ? "Loading" : playing ? "Pause" : "Play";
+      setText(timeText, formatTime(pos) + " / " + formatTime(duration));
+      setAttr(position, "aria-valuenow", pos.toFixed(1));
+      setAttr(position, "aria-valuetext", formatTime(pos) + " of " + formatTime(duration));
+      setText(playLabel, !ready && wantPlay ? "Loading" : playing ? "Pause" : "Play");
       playButton.classList.toggle("playing", playing);
       radios.forEach(function (radio) {
         const on = radio.dataset.side === audible;
-        radio.setAttribute("aria-checked", on ? "true" : "false");
+        setAttr(radio, "aria-checked", on ? "true" : "false");
         radio.tabIndex = on ? 0 : -1;
       });
     }
@@ -253,7 +257,7 @@
     })).then(function () {
       duration = Math.max.apply(null, sides.map(function (side) { return audio[side].duration; }));
       sides.forEach(function (side) { bins[side] = new Uint8Array(Math.max(1, Math.ceil(duration / BIN_S - 1e-9))); });
-      position.setAttribute("aria-valuemax", duration.toFixed(1));
+      setAttr(position, "aria-valuemax", duration.toFixed(1));
       ready = true;
       root.classList.add("ready");
       if (wantPlay) play(); else render();
@@ -271,9 +275,11 @@
     function refetch(side) { return sources[side] ? fetchClip(sources[side], FETCH_TRIES).then(function () {}) : null; }
 
     return {
-      sides: sides, loaded: loaded, toggle: toggle, play: play, pause: pause, hear: hear, seekBy: seekBy,
+      setText: setText, sides: sides, loaded: loaded, toggle: toggle, play: play, pause: pause, hear: hear, seekBy: seekBy,
       seekTo: seekTo, refetch: refetch, heardSeconds: heardSeconds, heardWhole: heardWhole,
       duration: function () { return duration; }, audible: function () { return audible; },
+      playing: function () { return playing; },
+      atEnd: function () { return ready && !playing && clock() >= duration - 0.05; },
       seekStep: function () { return Math.min(SEEK_STEP_S, Math.max(0.5, duration / 4)); },
     };
   }
