@@ -137,7 +137,9 @@
       });
       root.querySelectorAll("input[type=radio]").forEach(function (input) { input.disabled = !ready; });
       if (ready) player.setText(hint, isPair ? "Now choose A or B." : "Now rate the clip on every scale.");
-      else if (!isPair && player.atEnd() && player.heardSeconds("left") > 0) {
+      else if (isPair && heardEnough("left") !== heardEnough("right")) {
+        player.setText(hint, "Now listen to " + (heardEnough("left") ? "B" : "A") + " as well.");
+      } else if (!isPair && player.atEnd() && player.heardSeconds("left") > 0) {
         player.setText(hint, "Parts of the clip were skipped. Play it once more without jumping ahead, then rate it.");
       }
       const wasFocused = document.activeElement === submit;
