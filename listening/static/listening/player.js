@@ -72,6 +72,9 @@
       element.muted = side !== audible;
       element.addEventListener("ended", function () { if (side === audible) finish(); });
       element.addEventListener("seeking", function () { if (side === audible) last = null; });
+      // Paused or resumed from outside the page (headphones unplugged, media keys): follow it.
+      element.addEventListener("pause", function () { if (side === audible && playing && !element.ended) stop(); });
+      element.addEventListener("play", function () { if (side === audible && !playing) play(); });
       root.appendChild(element);
       audio[side] = element;
     });
