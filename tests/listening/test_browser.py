@@ -241,7 +241,7 @@ def check_ab_switch(page) -> None:
     after = player(page)
     elapsed = after["wall"] - before["wall"]
     assert after["left"]["muted"] and not after["right"]["muted"] and not after["right"]["paused"]
-    assert abs(after["right"]["t"] - after["left"]["t"]) < 0.15, after
+    assert abs(after["right"]["t"] - after["left"]["t"]) < 0.25, after  # one clock for both
     assert before["left"]["t"] - 0.05 <= after["right"]["t"] <= before["left"]["t"] + elapsed + 0.25, (before, after)
     assert page.get_attribute("#player [data-side=right]", "aria-checked") == "true"
 
