@@ -53,7 +53,7 @@ setup: $(STAMP)
 	@mkdir -p $(VAR)/cache/numba
 
 system-deps:
-	$(call ensure_debian,ffmpeg:ffmpeg)
+	$(call ensure_debian,ffmpeg:ffmpeg chromium:chromium)
 
 lint: setup
 	$(BIN)/ruff check .
