@@ -19,6 +19,11 @@ DEFAULT_ATTRIBUTES = ["rhythmic alignment", "harmonic compatibility", "overall c
 SIDES = ("left", "right")
 
 
+def fully_delivered(delivery: dict | None) -> bool:
+    """Whether one side's `Trial.deliveries` entry covers every byte of its rendition."""
+    return bool(delivery) and delivery.get("size", 0) > 0 and delivery.get("ranges") == [[0, delivery["size"]]]
+
+
 class Study(models.Model):
     class Status(models.TextChoices):
         OPEN = "open", "open"

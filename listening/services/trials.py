@@ -44,6 +44,7 @@ from listening.models import (
     Stimulus,
     Study,
     Trial,
+    fully_delivered,
 )
 from listening.services.participation import CATCH
 
@@ -255,10 +256,6 @@ def _merge(ranges: list[list[int]]) -> list[list[int]]:
         else:
             merged.append([start, stop])
     return merged
-
-
-def fully_delivered(delivery: dict | None) -> bool:
-    return bool(delivery) and delivery.get("size", 0) > 0 and delivery.get("ranges") == [[0, delivery["size"]]]
 
 
 def trial_sides(trial: Trial) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -26,6 +27,7 @@ from listening.exceptions import AnswerRejected, ParticipationRefused
 from listening.models import Participant, ScreeningTrial, Study, Trial
 
 SESSION_KEY = "listening"
+BROWSER_KEY = "listening_browser"
 PROLIFIC_COMPLETE_URL = "https://app.prolific.com/submissions/complete?cc={code}"
 SCALE_LABELS = ["Very poor", "Poor", "Fair", "Good", "Excellent"]
 API_MAX_BODY_BYTES = 16_384
@@ -100,12 +102,12 @@ def _join(request: HttpRequest, study: Study, prolific: dict) -> Participant:
             raise ParticipationRefused(study.status, "This study is not taking new listeners at the moment.")
         raise ParticipationRefused("no_slot", "This study cannot take another listener right now: every "
                                               "place is taken.")
-    if not request.session.session_key:
-        request.session.save()
+    # The browser session's own id: kept in the session data, so it survives the key rotation below.
+    browser = request.session.setdefault(BROWSER_KEY, secrets.token_hex(16))
     participant = services.join_study(
         study, request.POST.get("PROLIFIC_PID") or None, platform="prolific" if prolific["PROLIFIC_PID"] else "direct",
         platform_study_id=prolific["STUDY_ID"], platform_session_id=prolific["SESSION_ID"],
-        client_address=request.META.get("REMOTE_ADDR", ""), session_key=request.session.session_key)
+        client_address=request.META.get("REMOTE_ADDR", ""), session_key=browser)
     request.session.cycle_key()
     _bind(request, participant)
     return participant

@@ -42,6 +42,9 @@ class Listener:
         page = self.client.get(self.base + "screening/")
         assert page.status_code == 200, page
         screening_id = re.search(rb'name="screening" value="([0-9a-f-]+)"', page.content).group(1).decode()
+        audio_url = re.search(rb'(/listen/audio/[^"\'<>\s]+)', page.content)
+        if audio_url is not None:  # fetch the check's audio, as the page's player does
+            assert self.client.get(audio_url.group(1).decode()).status_code == 200
         target = ScreeningTrial.objects.get(public_id=screening_id).target
         answer = target if correct else target % 3 + 1
         return self.client.post(self.base + "screening/", {"screening": screening_id, "answer": answer})
