@@ -28,8 +28,7 @@ class Listener:
         self.base = f"/listen/s/{study.public_id}/"
 
     def consent(self):
-        query = "&".join(f"{k}={v}" for k, v in self.params.items())
-        self.client.get(self.base + (f"?{query}" if query else ""))
+        self.client.get(self.base, self.params)
         return self.client.post(self.base, {"consent": "yes", **self.params})
 
     @property
