@@ -15,11 +15,20 @@ PAYLOADS = ['=HYPERLINK("http://evil.example","x")', "+cmd|'/Ccalc'!A0", "@SUM(1
             "-2+3+cmd|'/Ccalc'!A0", "=1+1"]
 
 
+def is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
 def assert_no_formula(text: str, where: str) -> list[list[str]]:
+    """Every cell is a number (a negative one included) or text a spreadsheet will not run."""
     rows = list(csv.reader(io.StringIO(text)))
     for row in rows:
         for cell in row:
-            assert not cell.startswith(FORMULA_PREFIXES), f"{where}: formula cell {cell!r}"
+            assert is_number(cell) or not cell.startswith(FORMULA_PREFIXES), f"{where}: formula cell {cell!r}"
     return rows
 
 
