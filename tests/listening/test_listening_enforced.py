@@ -22,6 +22,13 @@ def served_earlier(trial_id: str, seconds: float) -> None:
     Trial.objects.filter(pk=trial.pk).update(created_at=trial.created_at - timedelta(seconds=seconds))
 
 
+def served_now(trial_id: str) -> None:
+    """The trial was served just now (a slow test machine may have spent the minimum time already)."""
+    from django.utils import timezone
+
+    Trial.objects.filter(public_id=trial_id).update(created_at=timezone.now())
+
+
 def started(study) -> tuple[Listener, dict]:
     listener = Listener(study)
     listener.consent()
@@ -34,8 +41,7 @@ def answer_once(listener: Listener, trial: dict, **kwargs):
 
 
 def test_pair_answer_needs_both_clips_delivered_whole_and_time(make_study):
-    study = make_study(screening=False, attributes=[], catch_rate=0.0, pair_listen_share=0.5)
-    assert study.pair_listen_share == 0.5
+    study = make_study(screening=False, attributes=[], catch_rate=0.0, pair_listen_share=1.0)
     listener, trial = started(study)
     duration_s = Trial.objects.get(public_id=trial["id"]).stimulus_left.duration_s
     # Client-side events claim everything was played to the end: worth nothing.
@@ -46,8 +52,6 @@ def test_pair_answer_needs_both_clips_delivered_whole_and_time(make_study):
     assert refused.status_code == 409 and refused.json()["code"] == "audio_not_fetched"
     assert refused.json()["sides"] == ["left", "right"]
     listener.fetch_audio(trial, ["left"])
-    size = len(listener.client.get(trial["audio"]["right"], headers={"Range": "bytes=0-0"}).content) and None
-    assert size is None
     head = listener.client.head(trial["audio"]["right"])  # a HEAD delivers nothing
     assert head.status_code == 200
     assert answer_once(listener, trial).json()["sides"] == ["right"]
@@ -62,18 +66,19 @@ def test_pair_answer_needs_both_clips_delivered_whole_and_time(make_study):
     assert answer_once(listener, trial).json()["sides"] == ["right"]  # byte 0 still missing
     # Now every byte of both clips went out, but only moments after serving the trial.
     listener.client.get(trial["audio"]["right"], headers={"Range": "bytes=0-10"})
+    served_now(trial["id"])
     early = answer_once(listener, trial)
     assert early.status_code == 409 and early.json()["code"] == "too_early"
     wait_ms = early.json()["retry_after_ms"]
-    assert 0 < wait_ms <= 500 * duration_s + 1 and int(early["Retry-After"]) >= 1
-    served_earlier(trial["id"], 0.5 * duration_s - 0.3)
+    assert 0 < wait_ms <= 1000 * duration_s + 1 and int(early["Retry-After"]) >= 1
+    served_earlier(trial["id"], 0.5 * duration_s)
     still = answer_once(listener, trial)
-    assert still.json()["code"] == "too_early" and still.json()["retry_after_ms"] <= 400
-    served_earlier(trial["id"], 0.4)
+    assert still.json()["code"] == "too_early" and still.json()["retry_after_ms"] <= 500 * duration_s
+    served_earlier(trial["id"], 0.5 * duration_s)
     recorded = answer_once(listener, trial)
     assert recorded.status_code == 200
     stored = Trial.objects.get(public_id=trial["id"])
-    assert stored.response_time_ms >= 500 * duration_s  # measured on the server
+    assert stored.response_time_ms >= 1000 * duration_s  # measured on the server
     assert stored.response_time_client_ms == 1234  # the browser's figure, kept beside it
 
 
@@ -86,6 +91,7 @@ def test_rating_needs_the_whole_clip_duration(make_study):
     listener.post_json(trial["play_url"], {"side": "left", "event": "ended"})  # "played to its end": no
     assert answer_once(listener, trial).json()["code"] == "audio_not_fetched"
     listener.fetch_audio(trial)
+    served_now(trial["id"])
     served_earlier(trial["id"], 0.9 * duration_s)  # seeking ahead: 90 % of the clip's time
     early = answer_once(listener, trial)
     assert early.status_code == 409 and early.json()["code"] == "too_early"
@@ -102,6 +108,7 @@ def test_server_response_time_replaces_the_client_claim_in_exports(make_study, a
     while True:
         listener.fetch_audio(trial)
         duration_s = Trial.objects.get(public_id=trial["id"]).stimulus_left.duration_s
+        served_now(trial["id"])
         served_earlier(trial["id"], 1.25 * duration_s)  # answered about 1.25 clip lengths after serving
         body = {"answer_key": trial["answer_key"], "response_time_ms": 45_000}  # the client claims 45 s
         body.update({"chosen": "left"} if trial["task"] == "pair" else
