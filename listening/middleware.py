@@ -108,7 +108,8 @@ class ListenerErrorsMiddleware:
             return plain_error(request, 400)
         if request.method == "POST":
             try:
-                request.body  # noqa: B018 - reads the body under DATA_UPLOAD_MAX_MEMORY_SIZE
+                if not request.content_type.startswith("multipart/"):  # uploads stream their files
+                    request.body  # noqa: B018 - reads the body under DATA_UPLOAD_MAX_MEMORY_SIZE
                 request.POST  # noqa: B018 - parses a form body once, here, not inside the CSRF check
             except (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent, MultiPartParserError,
                     UnreadablePostError, SuspiciousOperation) as error:

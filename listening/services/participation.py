@@ -85,14 +85,11 @@ def build_plan(study: Study, rng: random.Random) -> list[str]:
     return plan
 
 
-def remaining_needs(participant: Participant, now=None) -> dict[str, int]:
-    """Judged trials of each kind this participant still needs beyond any slot it holds by a live lease."""
-    now = now or timezone.now()
-    trials = participant.trials.exclude(kind=Trial.Kind.PRACTICE).filter(item__isnull=False)
-    answered = dict(trials.filter(status=Trial.Status.ANSWERED).values_list("kind").annotate(n=Count("id")))
-    leased = dict(trials.filter(status=Trial.Status.LEASED, lease_expires_at__gt=now)
-                  .values_list("kind").annotate(n=Count("id")))
-    return {kind: max(0, participant.plan.count(kind) - answered.get(kind, 0) - leased.get(kind, 0))
+def _needs(plans: dict[int, list], answered: dict, leased: dict) -> dict[str, int]:
+    """Judged trials of each kind the participants with `plans` still need, beyond answered
+    ones and slots they hold by a live lease ({(participant id, kind): count} for both)."""
+    return {kind: sum(max(0, plan.count(kind) - answered.get((pid, kind), 0) - leased.get((pid, kind), 0))
+                      for pid, plan in plans.items())
             for kind in JUDGED_KINDS}
 
 
@@ -100,7 +97,7 @@ def seats_left(study: Study, plan: list[str], now=None) -> bool:
     """Can a new listener with `plan` be given every judged trial of it, on top of what the
     active listeners still need? Counts free slots (quota - judged - live leases) per kind,
     minus the active listeners' remaining needs, and the distinct items with a free slot (a
-    listener judges an item once). Costs a few queries per active listener."""
+    listener judges an item once). Four queries, whatever the number of listeners."""
     now = now or timezone.now()
     live = Count("trials", filter=Q(trials__status=Trial.Status.LEASED, trials__lease_expires_at__gt=now))
     free = {kind: [0, 0] for kind in JUDGED_KINDS}  # kind -> [free slots, items with a free slot]
@@ -108,10 +105,13 @@ def seats_left(study: Study, plan: list[str], now=None) -> bool:
                         .filter(free__gt=0).values_list("kind", "free")):
         free[kind][0] += slots
         free[kind][1] += 1
-    reserved = dict.fromkeys(JUDGED_KINDS, 0)
-    for active in Participant.objects.filter(study=study, status__in=Participant.ACTIVE):
-        for kind, n in remaining_needs(active, now).items():
-            reserved[kind] += n
+    plans = dict(Participant.objects.filter(study=study, status__in=Participant.ACTIVE).values_list("id", "plan"))
+    judged = Trial.objects.filter(participant__study=study, participant__status__in=Participant.ACTIVE,
+                                  kind__in=JUDGED_KINDS, item__isnull=False)
+    counts = judged.values_list("participant_id", "kind").annotate(n=Count("id"))
+    answered = {(pid, kind): n for pid, kind, n in counts.filter(status=Trial.Status.ANSWERED)}
+    leased = {(pid, kind): n for pid, kind, n in counts.filter(status=Trial.Status.LEASED, lease_expires_at__gt=now)}
+    reserved = _needs(plans, answered, leased)
     for kind in JUDGED_KINDS:
         needed = plan.count(kind)
         if needed and (needed > free[kind][1] or free[kind][0] - reserved[kind] < needed):

@@ -95,7 +95,7 @@ def test_listener_completes_a_study_in_chromium(browser_page, live_server, make_
         prolific_hits.append(route.request.url),
         route.fulfill(status=200, content_type="text/html", body="<h1>Prolific (stub)</h1>")))
 
-    page.goto(f"{live_server.url}/listen/s/{study.public_id}/?PROLIFIC_PID=browser-1&STUDY_ID=st&SESSION_ID=se")
+    page.goto(f"{live_server.url}/listen/s/{study.public_id}/?PROLIFIC_PID=5f0c0ffee0ddba11b0a710ad&STUDY_ID=st&SESSION_ID=se")
     snap(page, "1-landing")
     page.get_by_label("I have read the above and agree to take part.").check()
     page.get_by_role("button", name="Start").click()
@@ -121,7 +121,7 @@ def test_listener_completes_a_study_in_chromium(browser_page, live_server, make_
     before = trial_id(page)
     page.reload()
     assert trial_id(page) == before
-    assert in_thread(lambda: Trial.objects.filter(participant__external_id="browser-1", status="answered").count()
+    assert in_thread(lambda: Trial.objects.filter(participant__external_id="5f0c0ffee0ddba11b0a710ad", status="answered").count()
                      ) == 2  # practice + 1
     while page.evaluate("JSON.parse(document.getElementById('trial-data').textContent).task") == "pair":
         answer_pair(page, "a")
@@ -138,7 +138,7 @@ def test_listener_completes_a_study_in_chromium(browser_page, live_server, make_
 
 
 def check_recorded() -> None:
-    participant = Participant.objects.get(external_id="browser-1")
+    participant = Participant.objects.get(external_id="5f0c0ffee0ddba11b0a710ad")
     assert participant.status == "completed" and participant.screening_passed
     answered = list(Trial.objects.filter(participant=participant, status="answered").exclude(kind="practice"))
     assert len(answered) == 5
