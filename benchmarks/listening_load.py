@@ -19,6 +19,7 @@ no trial is answered twice and no item is past its quota (zero double-recorded).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.client
 import json
 import os
@@ -80,10 +81,13 @@ def run_listener(port: int, study_id: str, name: str, deadline: float, double_su
                  lock: threading.Lock, acknowledged: list, refused_copies: list, errors: list) -> None:
     client = Listener(port, timings, lock)
     base = f"/listen/s/{study_id}/"
+    pid = hashlib.sha256(name.encode()).hexdigest()[:24]  # a well-formed Prolific id
     try:
-        client.request("GET", f"{base}?PROLIFIC_PID={name}")
-        status, _ = client.request("POST", base, f"consent=yes&PROLIFIC_PID={name}&csrfmiddlewaretoken="
-                                   f"{client.cookies['csrftoken']}")
+        client.request("GET", f"{base}?PROLIFIC_PID={pid}")
+        status, page = client.request("POST", base, f"consent=yes&PROLIFIC_PID={pid}&csrfmiddlewaretoken="
+                                      f"{client.cookies['csrftoken']}")
+        if status == 200 and b'data-reason="no_slot"' in page:
+            return  # the study has no full set of trials left for this listener: told before starting
         assert status == 302, f"consent answered {status}"
         _, page = client.request("GET", f"{base}instructions/")
         practice = json.loads(re.search(rb'id="trial-data" type="application/json">(.*?)</script>', page, re.S)[1])
@@ -105,6 +109,8 @@ def run_listener(port: int, study_id: str, name: str, deadline: float, double_su
 def answer(client: Listener, trial: dict, double_submit: bool, acknowledged: list, refused_copies: list) -> None:
     sides = ["left", "right"] if trial["task"] == "pair" else ["left"]
     for side in sides:
+        status, _ = client.request("GET", trial["audio"][side], endpoint="audio")  # the server records delivery
+        assert status == 200, f"audio answered {status}"
         for event in ("play", "ended"):
             status, _ = client.request("POST", trial["play_url"], {"side": side, "event": event}, endpoint="play")
             assert status == 204, f"play answered {status}"
@@ -185,10 +191,16 @@ def build_study(workdir: Path, listeners: int, trials: int):
     n_pref, n_rating = max(1, trials - 1), 1
     quota = max(1, int(0.9 * listeners * n_pref / (4 * len(comparisons))))
     rating_quota = max(1, int(0.9 * listeners * n_rating / (4 * 3)))
-    return create_study(name=f"load {time.time():.0f}", stimuli=entries, comparisons=comparisons,
-                        completion_code="LOAD", quota_per_pair=quota, rating_quota_per_clip=rating_quota,
-                        preference_trials=n_pref, rating_trials=n_rating, catch_rate=0.2, screening=False,
-                        sample_rate_hz=rate)
+    study = create_study(name=f"load {time.time():.0f}", stimuli=entries, comparisons=comparisons,
+                         completion_code="LOAD", quota_per_pair=quota, rating_quota_per_clip=rating_quota,
+                         preference_trials=n_pref, rating_trials=n_rating, catch_rate=0.2, screening=False,
+                         sample_rate_hz=rate)
+    # Every simulated listener comes from 127.0.0.1 and answers at once: no join limit per
+    # address and no minimum listening time (this measures the server, not the listeners).
+    type(study).objects.filter(pk=study.pk).update(joins_per_address=0, pair_listen_share=0.0,
+                                                   rating_listen_share=0.0)
+    study.refresh_from_db()
+    return study
 
 
 def phase(port: int, study_id: str, n: int, prefix: str, duration_s: float) -> dict:

@@ -7,7 +7,7 @@ from django.http import HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from listening import exports, services
+from listening import exports, selectors, services
 from listening.models import Item, Participant, Rating, ScreeningTrial, Stimulus, Study, Trial
 
 
@@ -103,7 +103,18 @@ class ScreeningInline(admin.TabularInline):
 @admin.register(Participant)
 class ParticipantAdmin(ReadOnlyAdmin):
     list_display = ["external_id", "study", "status", "screening_passed", "screening_score", "started_at",
-                    "completed_at"]
+                    "completed_at", "flags"]
     list_filter = ["study", "status", "platform"]
     search_fields = ["external_id"]
     inlines = [ScreeningInline]
+
+    def changelist_view(self, request, extra_context=None):
+        self._flags = {}  # per page: each study's flags computed once (one pass over its trials)
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="Behaviour flags")
+    def flags(self, participant):
+        cache = getattr(self, "_flags", {})
+        if participant.study_id not in cache:
+            cache[participant.study_id] = selectors.participant_flags(participant.study)
+        return ", ".join(cache[participant.study_id].get(participant.pk, [])) or "-"

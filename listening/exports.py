@@ -1,4 +1,7 @@
-"""CSV exports of a study: preferences.csv, ratings.csv, participants.csv (see selectors for columns)."""
+"""CSV exports of a study: preferences.csv, ratings.csv, participants.csv (see selectors for columns).
+
+Every text cell that a spreadsheet would run as a formula is neutralised (hafm_core.spreadsheet).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import io
 import zipfile
 from pathlib import Path
 
+from hafm_core.spreadsheet import neutralise_frame
 from listening import selectors
 from listening.models import Study
 from listening.stimuli import write_atomic
@@ -16,7 +20,7 @@ _FRAMES = {"preferences.csv": selectors.preferences_frame, "ratings.csv": select
 
 
 def csv_text(study: Study, name: str) -> str:
-    return _FRAMES[name](study).to_csv(index=False)
+    return neutralise_frame(_FRAMES[name](study)).to_csv(index=False)
 
 
 def write_exports(study: Study, out_dir: Path) -> list[Path]:

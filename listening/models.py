@@ -14,14 +14,20 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+PROLIFIC_ID_PATTERN = "[0-9a-f]{24}"
 DEFAULT_ATTRIBUTES = ["rhythmic alignment", "harmonic compatibility", "overall coherence"]
 SIDES = ("left", "right")
+
+
+def fully_delivered(delivery: dict | None) -> bool:
+    """Whether one side's `Trial.deliveries` entry covers every byte of its rendition."""
+    return bool(delivery) and delivery.get("size", 0) > 0 and delivery.get("ranges") == [[0, delivery["size"]]]
 
 
 class Study(models.Model):
     class Status(models.TextChoices):
         OPEN = "open", "open"
-        PAUSED = "paused", "paused (no new listeners)"
+        PAUSED = "paused", "paused (no new listeners, no answers taken)"
         CLOSED = "closed", "closed"
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -39,6 +45,20 @@ class Study(models.Model):
     screening_enabled = models.BooleanField(default=True)
     completion_code = models.CharField(max_length=64)
     screened_out_code = models.CharField(max_length=64, blank=True)
+    no_slot_code = models.CharField(
+        max_length=64, blank=True,
+        help_text="Shown to a listener the study cannot give a full set of trials (never the completion code).")
+    external_id_pattern = models.CharField(
+        max_length=200, default=PROLIFIC_ID_PATTERN, blank=True,
+        help_text="Regular expression a (lower-cased, whitespace-free) external id must match in full; "
+                  "default: Prolific's 24 hex characters. Empty: any printable id.")
+    joins_per_address = models.PositiveIntegerField(
+        default=5, help_text="New participations one client address may open per join window (0: no limit).")
+    join_window_s = models.PositiveIntegerField(default=3600)
+    pair_listen_share = models.FloatField(
+        default=0.5, help_text="A pair is answerable this share of its longer clip's duration after being served.")
+    rating_listen_share = models.FloatField(
+        default=1.0, help_text="A rated clip is answerable this share of its duration after being served.")
     lease_s = models.PositiveIntegerField(default=900, help_text="A trial's claim on a quota slot expires after this.")
     idle_timeout_s = models.PositiveIntegerField(default=3600, help_text="A listener idle this long is timed out.")
     token_max_age_s = models.PositiveIntegerField(default=4 * 3600)
@@ -54,6 +74,9 @@ class Study(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(catch_rate__gte=0) & Q(catch_rate__lte=0.5),
                                    name="study_catch_rate_range"),
+            models.CheckConstraint(condition=Q(pair_listen_share__gte=0) & Q(pair_listen_share__lte=1)
+                                   & Q(rating_listen_share__gte=0) & Q(rating_listen_share__lte=1),
+                                   name="study_listen_share_range"),
         ]
 
     def __str__(self) -> str:
@@ -140,6 +163,7 @@ class Participant(models.Model):
         COMPLETED = "completed", "completed"
         RETURNED = "returned", "returned"
         TIMED_OUT = "timed_out", "timed out"
+        NO_SLOT = "no_slot", "no slot (could not be given a full set of trials)"
 
     ACTIVE = (Status.STARTED, Status.IN_PROGRESS)
 
@@ -149,6 +173,10 @@ class Participant(models.Model):
     platform = models.CharField(max_length=16, default="direct")
     platform_study_id = models.CharField(max_length=200, blank=True)
     platform_session_id = models.CharField(max_length=200, blank=True)
+    # Keyed hashes (HMAC with SECRET_KEY) of the joining client's address and browser session,
+    # for the join rate limits; the address itself is not stored.
+    client_hash = models.CharField(max_length=64, blank=True)
+    session_hash = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.STARTED)
     # Rotated each time a browser session (re)claims the participant: older sessions lose access.
     session_nonce = models.CharField(max_length=32)
@@ -166,7 +194,8 @@ class Participant(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["study", "external_id"], name="one_participation_per_external_id"),
         ]
-        indexes = [models.Index(fields=["study", "status"])]
+        indexes = [models.Index(fields=["study", "status"]),
+                   models.Index(fields=["study", "client_hash", "started_at"])]
 
     def __str__(self) -> str:
         return f"{self.external_id} ({self.status})"
@@ -183,6 +212,7 @@ class ScreeningTrial(models.Model):
     seed = models.BigIntegerField()
     answer = models.PositiveSmallIntegerField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
+    audio_bytes = models.PositiveBigIntegerField(default=0, help_text="Audio bytes the server delivered.")
 
     class Meta:
         ordering = ["attempt", "index"]
@@ -237,7 +267,13 @@ class Trial(models.Model):
     plays_right = models.PositiveIntegerField(default=0)
     ended_left = models.PositiveIntegerField(default=0)
     ended_right = models.PositiveIntegerField(default=0)
-    response_time_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Measured in the browser.")
+    response_time_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Measured on the server: from the trial being served to its answer.")
+    response_time_client_ms = models.PositiveIntegerField(null=True, blank=True,
+                                                          help_text="As reported by the browser.")
+    # Audio the server delivered, per side: {"left": {"size": N, "ranges": [[start, stop], ...],
+    # "bytes": total served}, ...}; ranges are merged, so full coverage is [[0, size]].
+    deliveries = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["participant", "position"]

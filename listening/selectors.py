@@ -2,10 +2,14 @@
 
 Export column names are a contract (ARCHITECTURE.md, analysis dashboards, `hafm analyze`):
 PREFERENCE_COLUMNS, RATING_COLUMNS and PARTICIPANT_COLUMNS only ever grow.
+`response_time_ms` is measured on the server (trial served -> answer received);
+`response_time_client_ms` is the browser's figure. participants.csv carries one boolean
+column per implausible behaviour (FLAG_COLUMNS) and `flags`, their names joined by ';'.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 
 import pandas as pd
@@ -13,23 +17,39 @@ from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 from django.utils.crypto import constant_time_compare
 
-from listening.models import Item, Participant, Rating, Study, Trial
+from listening.models import (
+    Item,
+    Participant,
+    Rating,
+    ScreeningTrial,
+    Study,
+    Trial,
+    fully_delivered,
+)
 
 PREFERENCE_COLUMNS = [
     "participant", "excerpt", "system_left", "system_right", "chosen", "chosen_system", "comparison",
     "trial_type", "is_catch", "catch_passed", "plays_left", "plays_right", "response_time_ms", "position",
-    "answered_at", "trial", "study",
+    "answered_at", "trial", "study", "response_time_client_ms",
 ]
 RATING_COLUMNS = [
     "participant", "excerpt", "system", "attribute", "score", "plays", "plays_to_end", "response_time_ms",
-    "position", "answered_at", "trial", "study",
+    "position", "answered_at", "trial", "study", "response_time_client_ms",
 ]
+FLAG_COLUMNS = ["flag_too_fast", "flag_no_audio", "flag_duplicate_sequence"]
 PARTICIPANT_COLUMNS = [
     "participant", "external_id", "platform", "platform_study_id", "platform_session_id", "status",
     "screening", "screening_score", "screening_attempts", "n_preferences", "n_ratings", "n_catch",
     "n_catch_passed", "catch_accuracy", "started_at", "completed_at", "ended_at", "duration_s",
-    "median_response_time_ms",
+    "median_response_time_ms", *FLAG_COLUMNS, "flags",
 ]
+# flag_too_fast: the listener's median answer came before one hearing of the audio (server
+# response time / clip duration, the longer clip of a pair, below this ratio).
+TOO_FAST_RATIO = 1.0
+# flag_duplicate_sequence: two listeners' answer sequences (side chosen per pair, scores per
+# rating, in order) are equal and carry at least this many bits (1 per pair, log2(5) per
+# score), so chance agreement between honest listeners is rare.
+DUPLICATE_MIN_BITS = 12.0
 PAIR_KINDS = (Trial.Kind.PREFERENCE, Trial.Kind.CATCH_MANIPULATED, Trial.Kind.CATCH_REPEAT)
 
 
@@ -87,7 +107,17 @@ def study_progress(study: Study) -> dict:
         "n_participants": sum(statuses.values()),
         "judged": judged, "quota": quota, "fraction": judged / quota if quota else 0.0,
         "n_catch": n_catch, "catch_accuracy": catch.filter(catch_passed=True).count() / n_catch if n_catch else None,
+        "flagged": flagged_participants(study),
     }
+
+
+def flagged_participants(study: Study) -> list[dict]:
+    """Participants with any behaviour flag, for the staff page: [{participant, external_id, flags}]."""
+    flags = participant_flags(study)
+    people = Participant.objects.filter(pk__in=flags).order_by("started_at")
+    return [{"participant": str(p.public_id), "external_id": p.external_id, "status": p.status,
+             "flags": ", ".join(name.removeprefix("flag_").replace("_", " ") for name in flags[p.pk])}
+            for p in people]
 
 
 def _answered(study: Study, kinds) -> QuerySet[Trial]:
@@ -115,9 +145,11 @@ def preferences_frame(study: Study) -> pd.DataFrame:
             "plays_left": trial.plays_left, "plays_right": trial.plays_right,
             "response_time_ms": trial.response_time_ms, "position": trial.position,
             "answered_at": trial.answered_at.isoformat(), "trial": str(trial.public_id), "study": study.name,
+            "response_time_client_ms": trial.response_time_client_ms,
         })
     frame = pd.DataFrame(rows, columns=PREFERENCE_COLUMNS)
-    return frame.astype({"is_catch": bool, "response_time_ms": "Int64", "catch_passed": "boolean"})
+    return frame.astype({"is_catch": bool, "response_time_ms": "Int64", "catch_passed": "boolean",
+                         "response_time_client_ms": "Int64"})
 
 
 def ratings_frame(study: Study) -> pd.DataFrame:
@@ -130,9 +162,10 @@ def ratings_frame(study: Study) -> pd.DataFrame:
         "system": r.trial.stimulus_left.label, "attribute": r.attribute, "score": r.score,
         "plays": r.trial.plays_left, "plays_to_end": r.trial.ended_left, "response_time_ms": r.trial.response_time_ms,
         "position": r.trial.position, "answered_at": r.trial.answered_at.isoformat(),
-        "trial": str(r.trial.public_id), "study": study.name,
+        "trial": str(r.trial.public_id), "study": study.name, "response_time_client_ms": r.trial.response_time_client_ms,
     } for r in ratings]
-    return pd.DataFrame(rows, columns=RATING_COLUMNS).astype({"response_time_ms": "Int64"})
+    return pd.DataFrame(rows, columns=RATING_COLUMNS).astype({"response_time_ms": "Int64",
+                                                              "response_time_client_ms": "Int64"})
 
 
 def _screening(participant: Participant) -> str:
@@ -141,8 +174,58 @@ def _screening(participant: Participant) -> str:
     return {True: "passed", False: "failed", None: "pending"}[participant.screening_passed]
 
 
+def participant_flags(study: Study) -> dict[int, list[str]]:
+    """Implausible behaviour per participant row id: the FLAG_COLUMNS names that hold.
+
+    - flag_too_fast: median over answered trials of (server response time / clip duration)
+      below TOO_FAST_RATIO: answers typically came before the audio could have been heard;
+    - flag_no_audio: an answered trial whose clips the server did not deliver whole, or a
+      headphone-check answer given without its audio ever being fetched;
+    - flag_duplicate_sequence: the same answer sequence as another participant (see
+      DUPLICATE_MIN_BITS).
+    """
+    ratios: dict[int, list[float]] = defaultdict(list)
+    no_audio: set[int] = set()
+    sequences: dict[int, list] = defaultdict(list)
+    bits: Counter = Counter()
+    trials = (Trial.objects.filter(participant__study=study, status=Trial.Status.ANSWERED)
+              .exclude(kind=Trial.Kind.PRACTICE).select_related("stimulus_left", "stimulus_right")
+              .prefetch_related("ratings").order_by("participant_id", "position"))
+    for trial in trials:
+        pid = trial.participant_id
+        sides = ("left", "right") if trial.is_pair else ("left",)
+        duration_s = max(getattr(trial, f"stimulus_{side}").duration_s for side in sides)
+        if trial.response_time_ms is not None and duration_s > 0:
+            ratios[pid].append(trial.response_time_ms / (1000 * duration_s))
+        if not all(fully_delivered(trial.deliveries.get(side)) for side in sides):
+            no_audio.add(pid)
+        if trial.is_pair:
+            sequences[pid].append(trial.chosen)
+            bits[pid] += 1.0
+        else:
+            scores = sorted((r.attribute, r.score) for r in trial.ratings.all())
+            sequences[pid].append(tuple(score for _, score in scores))
+            bits[pid] += len(scores) * math.log2(5)
+    no_audio |= set(ScreeningTrial.objects.filter(participant__study=study, answer__isnull=False, audio_bytes=0)
+                    .values_list("participant_id", flat=True))
+    by_sequence: dict[tuple, list[int]] = defaultdict(list)
+    for pid, sequence in sequences.items():
+        if bits[pid] >= DUPLICATE_MIN_BITS:
+            by_sequence[tuple(sequence)].append(pid)
+    duplicated = {pid for pids in by_sequence.values() if len(pids) > 1 for pid in pids}
+    flags: dict[int, list[str]] = defaultdict(list)
+    for pid, values in ratios.items():
+        if float(pd.Series(values).median()) < TOO_FAST_RATIO:
+            flags[pid].append("flag_too_fast")
+    for pid in no_audio:
+        flags[pid].append("flag_no_audio")
+    for pid in duplicated:
+        flags[pid].append("flag_duplicate_sequence")
+    return {pid: sorted(names, key=FLAG_COLUMNS.index) for pid, names in flags.items()}
+
+
 def participants_frame(study: Study) -> pd.DataFrame:
-    """One row per participant: status, screening, catch accuracy, durations."""
+    """One row per participant: status, screening, catch accuracy, durations, behaviour flags."""
     counts: dict[int, Counter] = defaultdict(Counter)
     times: dict[int, list[int]] = defaultdict(list)
     answered = Trial.objects.filter(participant__study=study, status=Trial.Status.ANSWERED).exclude(
@@ -153,6 +236,7 @@ def participants_frame(study: Study) -> pd.DataFrame:
         c["catch_passed"] += bool(passed)
         if response_ms is not None:
             times[participant_id].append(response_ms)
+    flags = participant_flags(study)
     rows = []
     for p in Participant.objects.filter(study=study).select_related("study").order_by("started_at"):
         c = counts[p.id]
@@ -168,10 +252,11 @@ def participants_frame(study: Study) -> pd.DataFrame:
             "ended_at": end.isoformat() if end else None,
             "duration_s": (end - p.started_at).total_seconds() if end else None,
             "median_response_time_ms": float(pd.Series(times[p.id]).median()) if times[p.id] else None,
+            **{name: name in flags.get(p.id, ()) for name in FLAG_COLUMNS}, "flags": ";".join(flags.get(p.id, ())),
         })
     return pd.DataFrame(rows, columns=PARTICIPANT_COLUMNS).astype(
         {"screening_score": "Int64", "catch_accuracy": "Float64", "duration_s": "Float64",
-         "median_response_time_ms": "Float64"})
+         "median_response_time_ms": "Float64", **dict.fromkeys(FLAG_COLUMNS, bool)})
 
 
 def study_frames(study: Study) -> dict[str, pd.DataFrame]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from evalsite.models import BenchmarkRun, GeneratedClip, SystemResult
 from hafm_core.data.files import write_bytes_atomic, write_json_atomic
 from hafm_core.errors import CheckpointError, DatasetError, HafmError
+from hafm_core.spreadsheet import neutralise_cell
 
 RECORD_FORMAT = "hafm-benchmark-record/1"
 VERSIONED_PACKAGES = ("hafm-bench", "torch", "numpy", "scipy", "transformers", "librosa", "django", "celery")
@@ -86,7 +87,7 @@ def _csv_bytes(header: list[str], rows) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerows([neutralise_cell(cell) for cell in row] for row in rows)  # no spreadsheet formulas
     return buffer.getvalue().encode()
 
 

@@ -45,8 +45,9 @@ def write_metrics_csv(path: Path, results, system: str) -> int:
 
     from hafm_core.data.files import atomic_output
     from hafm_core.fit import METRIC_NAMES
+    from hafm_core.spreadsheet import neutralise_cell
 
-    rows = [(result.name, system, metric, repr(float(getattr(result, metric))))
+    rows = [(neutralise_cell(result.name), neutralise_cell(system), metric, repr(float(getattr(result, metric))))
             for result in results if result.ok for metric in METRIC_NAMES]
     with atomic_output(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)

@@ -12,10 +12,17 @@ from listening.services.participation import (
     touch,
 )
 from listening.services.studies import StimulusSource, create_study, set_study_status
-from listening.services.trials import next_trial, practice_trial, record_play, submit_answer
+from listening.services.trials import (
+    next_trial,
+    practice_trial,
+    record_delivery,
+    record_play,
+    record_screening_delivery,
+    submit_answer,
+)
 
 __all__ = [
     "StimulusSource", "answer_screening", "create_study", "expire_idle_participants", "join_study",
-    "next_trial", "practice_trial", "record_play", "return_participation", "screening_trials",
+    "next_trial", "practice_trial", "record_delivery", "record_play", "record_screening_delivery", "return_participation", "screening_trials",
     "set_study_status", "submit_answer", "touch",
 ]

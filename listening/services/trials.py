@@ -12,10 +12,18 @@ waits on an item, so allocation and answers cannot deadlock.
 Every answer carries the trial's one-time answer key; the trial row is locked and its
 status checked, so a replayed or concurrent duplicate answer is refused (409), never
 recorded twice (also UNIQUE constraints on ratings).
+
+Listening is enforced by the server, not by what the browser reports: an answer is taken
+only once the audio view has delivered every byte of each of the trial's clips (recorded per
+side in `Trial.deliveries`) and a minimum time has passed since the trial was served (pairs:
+`pair_listen_share` of the longer clip; ratings: `rating_listen_share` of the clip, the whole
+clip by default). Play and "ended" events from the browser are kept as figures only. The
+response time is measured on the server; the browser's figure is kept beside it.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import secrets
 import time
@@ -27,7 +35,17 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from listening.exceptions import AnswerRejected, ParticipationRefused
-from listening.models import SIDES, Item, Participant, Rating, Stimulus, Trial
+from listening.models import (
+    SIDES,
+    Item,
+    Participant,
+    Rating,
+    ScreeningTrial,
+    Stimulus,
+    Study,
+    Trial,
+    fully_delivered,
+)
 from listening.services.participation import CATCH
 
 CANDIDATES = 8
@@ -121,23 +139,37 @@ def _renew(trial: Trial, now) -> bool:
     return True
 
 
-def _complete(participant: Participant, now) -> None:
-    Participant.objects.filter(pk=participant.pk).update(status=Participant.Status.COMPLETED, completed_at=now,
+def _complete(participant: Participant, now, status: str = Participant.Status.COMPLETED) -> None:
+    """End the participation: completed (every planned judgment given) or no_slot (the study
+    could not give the rest; never the completion code)."""
+    completed_at = now if status == Participant.Status.COMPLETED else None
+    Trial.objects.filter(participant=participant, status=Trial.Status.LEASED).update(status=Trial.Status.ABANDONED)
+    Participant.objects.filter(pk=participant.pk).update(status=status, completed_at=completed_at,
                                                          ended_at=now, last_seen_at=now)
-    participant.status = Participant.Status.COMPLETED
+    participant.status = status
+
+
+def _refuse_unless_open(study: Study) -> None:
+    if study.status == Study.Status.PAUSED:
+        raise ParticipationRefused("paused", "The study is paused at the moment. Please come back a little later.")
+    if study.status == Study.Status.CLOSED:
+        raise ParticipationRefused("closed", "This study is closed. No more answers are being collected.")
 
 
 def next_trial(participant: Participant) -> Trial | None:
     """The participant's current trial: the open one (resume), else a newly allocated one.
 
-    Returns None when the participant has finished (and marks them completed). Raises
-    ParticipationRefused when trials are not the participant's current step.
+    Returns None when the participant has finished: completed when every judged trial of the
+    plan was answered, no_slot when the study cannot give the rest (a catch trial that cannot be
+    built is dropped; it judges nothing). Raises ParticipationRefused when trials are not the
+    participant's current step, or the study is paused or closed.
     """
     rng = random.SystemRandom()
     with transaction.atomic():
         locked = Participant.objects.select_for_update(of=("self",)).select_related("study").get(pk=participant.pk)
         if locked.status != Participant.Status.IN_PROGRESS or not locked.practice_done:
             raise ParticipationRefused("not_in_trials", "Trials are not your current step.")
+        _refuse_unless_open(locked.study)
         now = timezone.now()
         current = locked.trials.filter(status=Trial.Status.LEASED).select_related("item").first()
         if current is not None:
@@ -157,11 +189,11 @@ def next_trial(participant: Participant) -> Trial | None:
                 if plan != locked.plan:
                     Participant.objects.filter(pk=locked.pk).update(plan=plan)
                 return trial
-            # Nothing left of this kind for this listener: drop it from the rest of the plan.
-            rest = [k for k in plan[position - 1:] if k != kind]
-            if all(k == CATCH for k in rest):
-                rest = []
-            plan = plan[:position - 1] + rest
+            if kind != CATCH:  # no judgment left for this listener: they cannot complete
+                Participant.objects.filter(pk=locked.pk).update(plan=plan)
+                _complete(participant, now, Participant.Status.NO_SLOT)
+                return None
+            plan = plan[:position - 1] + plan[position:]  # a catch trial that cannot be built
         Participant.objects.filter(pk=locked.pk).update(plan=plan)
         _complete(participant, now)
         return None
@@ -191,12 +223,69 @@ def record_play(participant: Participant, trial_public_id: str, side: str, event
     return updated == 1
 
 
+def record_delivery(participant: Participant, trial_public_id, side: str, start: int, stop: int,
+                    size: int) -> bool:
+    """The audio view served bytes [start, stop) of a `size`-byte rendition of one side of an
+    open trial; merged into `Trial.deliveries`. A different size (a new rendition) starts the
+    coverage afresh. False when the trial is not open."""
+    if side not in SIDES or not 0 <= start < stop <= size:
+        raise ValueError(f"bad delivery {side!r} [{start}, {stop}) of {size}")
+    with transaction.atomic():
+        trial = (Trial.objects.select_for_update().filter(public_id=trial_public_id, participant=participant,
+                                                          status=Trial.Status.LEASED).first())
+        if trial is None:
+            return False
+        seen = dict(trial.deliveries.get(side) or {})
+        ranges = seen.get("ranges", []) if seen.get("size") == size else []
+        trial.deliveries[side] = {"size": size, "ranges": _merge([*ranges, [start, stop]]),
+                                  "bytes": int(seen.get("bytes", 0)) + stop - start}
+        trial.save(update_fields=["deliveries"])
+    return True
+
+
+def record_screening_delivery(participant: Participant, screening_public_id, n_bytes: int) -> None:
+    ScreeningTrial.objects.filter(public_id=screening_public_id, participant=participant).update(
+        audio_bytes=F("audio_bytes") + max(0, n_bytes))
+
+
+def _merge(ranges: list[list[int]]) -> list[list[int]]:
+    merged: list[list[int]] = []
+    for start, stop in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], stop)
+        else:
+            merged.append([start, stop])
+    return merged
+
+
+def trial_sides(trial: Trial) -> tuple[str, ...]:
+    return SIDES if trial.is_pair else ("left",)
+
+
+def minimum_listen_s(trial: Trial, study: Study) -> float:
+    """Seconds that must pass between serving the trial and taking its answer."""
+    if trial.is_pair:
+        longest = max(trial.stimulus_left.duration_s, trial.stimulus_right.duration_s)
+        return study.pair_listen_share * longest
+    return study.rating_listen_share * trial.stimulus_left.duration_s
+
+
+def _check_listening(trial: Trial, study: Study, now) -> None:
+    wait_ms = max(0, math.ceil(1000 * minimum_listen_s(trial, study) - (now - trial.created_at).total_seconds()
+                               * 1000))
+    missing = [side for side in trial_sides(trial) if not fully_delivered(trial.deliveries.get(side))]
+    if missing:
+        raise AnswerRejected("audio_not_fetched", f"listen to the whole of {' and '.join(missing)} first",
+                             sides=missing, retry_after_ms=wait_ms)
+    if wait_ms > 0:
+        raise AnswerRejected("too_early", "please listen to the clips before answering",
+                             retry_after_ms=wait_ms)
+
+
 def _validate_answer(trial: Trial, chosen: str | None, ratings: dict | None) -> dict[str, int]:
     if trial.is_pair:
         if chosen not in SIDES:
             raise AnswerRejected("invalid", "choose 'left' or 'right'")
-        if trial.plays_left < 1 or trial.plays_right < 1:
-            raise AnswerRejected("not_played", "play both clips before answering")
         return {}
     attributes = trial.participant.study.attributes
     if not isinstance(ratings, dict) or set(ratings) != set(attributes):
@@ -206,18 +295,20 @@ def _validate_answer(trial: Trial, chosen: str | None, ratings: dict | None) -> 
         if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
             raise AnswerRejected("invalid", f"score for {attribute!r} must be an integer from 1 to 5")
         scores[attribute] = score
-    if trial.ended_left < 1:
-        raise AnswerRejected("not_played", "play the clip to its end before rating it")
     return scores
 
 
 def submit_answer(participant: Participant, trial_public_id: str, answer_key: str, chosen: str | None = None,
                   ratings: dict | None = None, response_time_ms: int | None = None) -> Trial:
-    """Record one answer exactly once, or raise AnswerRejected with its HTTP status."""
+    """Record one answer exactly once, or raise AnswerRejected with its HTTP status.
+
+    `response_time_ms` is the browser's figure (kept as `response_time_client_ms`); the
+    recorded `response_time_ms` is measured here, from serving the trial to this answer.
+    """
     with transaction.atomic():
         locked = Participant.objects.select_for_update(of=("self",)).select_related("study").get(pk=participant.pk)
-        trial = (Trial.objects.select_for_update().filter(public_id=trial_public_id, participant=locked)
-                 .first())
+        trial = (Trial.objects.select_for_update(of=("self",)).select_related("stimulus_left", "stimulus_right")
+                 .filter(public_id=trial_public_id, participant=locked).first())
         if trial is None:
             raise AnswerRejected("unknown_trial", "this trial is not part of your session")
         trial.participant = locked
@@ -227,10 +318,15 @@ def submit_answer(participant: Participant, trial_public_id: str, answer_key: st
             raise AnswerRejected("already_recorded", "this answer was already recorded")
         if trial.status == Trial.Status.ABANDONED:
             raise AnswerRejected("expired", "this trial expired; please continue with the next one")
+        if locked.study.status == Study.Status.CLOSED:
+            raise AnswerRejected("study_closed", "this study is closed; no more answers are being collected")
         if locked.status != Participant.Status.IN_PROGRESS:
             raise AnswerRejected("out_of_order", f"your participation is {locked.get_status_display()}")
+        if locked.study.status == Study.Status.PAUSED:
+            raise AnswerRejected("study_paused", "this study is paused; please come back a little later")
         scores = _validate_answer(trial, chosen, ratings)
         now = timezone.now()
+        _check_listening(trial, locked.study, now)
         if trial.item_id is not None:
             item = Item.objects.select_for_update().get(pk=trial.item_id)
             if trial.lease_expires_at <= now and _free_slots(item, now, excluding=trial.pk) <= 0:
@@ -242,8 +338,12 @@ def submit_answer(participant: Participant, trial_public_id: str, answer_key: st
         trial.chosen = chosen if trial.is_pair else ""
         if trial.expected:
             trial.catch_passed = trial.chosen == trial.expected
-        trial.response_time_ms = response_time_ms if isinstance(response_time_ms, int) and 0 <= response_time_ms < 2**31 else None
-        trial.save(update_fields=["status", "answered_at", "chosen", "catch_passed", "response_time_ms"])
+        trial.response_time_ms = min(2**31 - 1, round((now - trial.created_at).total_seconds() * 1000))
+        client_ms = response_time_ms
+        valid_client = isinstance(client_ms, int) and not isinstance(client_ms, bool) and 0 <= client_ms < 2**31
+        trial.response_time_client_ms = client_ms if valid_client else None
+        trial.save(update_fields=["status", "answered_at", "chosen", "catch_passed", "response_time_ms",
+                                  "response_time_client_ms"])
         Rating.objects.bulk_create(Rating(trial=trial, attribute=a, score=s) for a, s in scores.items())
         if trial.kind == Trial.Kind.PRACTICE:
             Participant.objects.filter(pk=locked.pk).update(practice_done=True, last_seen_at=now)

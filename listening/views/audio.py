@@ -17,7 +17,7 @@ from listening import selectors
 from listening.audio_tokens import BadAudioToken, read_token
 from listening.models import Participant, ScreeningTrial, Trial
 from listening.ranged_response import ranged_bytes_response, ranged_file_response
-from listening.views.listener import SESSION_KEY, screening_audio_bytes
+from listening.views.listener import SESSION_KEY, note_delivery, screening_audio_bytes
 
 # Signature check before the study is known; the study's own, shorter limit is applied after.
 OUTER_MAX_AGE_S = 7 * 24 * 3600
@@ -48,10 +48,12 @@ def audio(request: HttpRequest, token: str) -> HttpResponse:
         item = ScreeningTrial.objects.filter(public_id=claim.target, participant=participant).first()
         if item is None:
             raise Http404
-        return ranged_bytes_response(request, screening_audio_bytes(item))
+        return note_delivery(request, participant, "screening", claim.target, "single",
+                             ranged_bytes_response(request, screening_audio_bytes(item)))
     trial = Trial.objects.select_related("stimulus_left", "stimulus_right").filter(
         public_id=claim.target, participant=participant).first()
     stimulus = None if trial is None else trial.stimulus_left if claim.side == "left" else trial.stimulus_right
     if stimulus is None:
         raise Http404
-    return ranged_file_response(request, Path(settings.MEDIA_ROOT) / stimulus.file_name)
+    return note_delivery(request, participant, "trial", claim.target, claim.side,
+                         ranged_file_response(request, Path(settings.MEDIA_ROOT) / stimulus.file_name))

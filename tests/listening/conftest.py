@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -54,31 +56,48 @@ def clip_entries(tmp_path_factory):
     return write_clips(tmp_path_factory.mktemp("clips"))
 
 
+# Study fields that create_study does not take; make_study sets them after creation. Tests
+# default to no minimum listening time (an attack test sets a real one and proves it holds).
+STUDY_FIELDS = {"pair_listen_share": 0.0, "rating_listen_share": 0.0, "no_slot_code": "NOSLOT7",
+                "external_id_pattern": None, "joins_per_address": None, "join_window_s": None}
+
+
+def prolific_id(label: str) -> str:
+    """A well-formed Prolific id (24 hex characters) standing for `label`."""
+    return hashlib.sha256(label.encode()).hexdigest()[:24]
+
+
 @pytest.fixture
 def make_study(clip_entries):
     """create_study with small, fast defaults; keyword arguments override them."""
+    from listening.models import Study
     from listening.services import create_study
 
     counter = iter(range(1000))
 
     def make(**overrides):
+        fields = {key: overrides.pop(key, default) for key, default in STUDY_FIELDS.items()}
         options = dict(name=f"study {next(counter)}", stimuli=clip_entries,
                        comparisons=[("three-stage", "ground-truth"), ("three-stage", "random")],
                        completion_code="CODE123", screened_out_code="SCREENED9", quota_per_pair=3,
                        rating_quota_per_clip=2, preference_trials=4, rating_trials=2, catch_rate=0.25,
                        sample_rate_hz=CLIP_RATE_HZ)
         options.update(overrides)
-        return create_study(**options)
+        study = create_study(**options)
+        Study.objects.filter(pk=study.pk).update(**{k: v for k, v in fields.items() if v is not None})
+        study.refresh_from_db()
+        return study
 
     return make
 
 
 def start_trials(study, external_id: str | None = None):
-    """A participant past consent, screening and practice, ready for trials."""
+    """A participant past consent, screening and practice, ready for trials (`external_id`: a
+    label, joined as the Prolific id `prolific_id(label)`)."""
     from listening import services
     from listening.models import Participant
 
-    participant = services.join_study(study, external_id)
+    participant = services.join_study(study, prolific_id(external_id) if external_id else None)
     if participant.status == Participant.Status.STARTED:
         Participant.objects.filter(pk=participant.pk).update(status=Participant.Status.IN_PROGRESS,
                                                              screening_passed=True)
@@ -87,10 +106,20 @@ def start_trials(study, external_id: str | None = None):
     return participant
 
 
-def answer(participant, trial, chosen="left", scores=None):
-    """Play what the trial needs, then answer it through the services."""
+def deliver(participant, trial, sides=None):
+    """Record the server delivering every byte of the trial's clips, as the audio view does."""
     from listening import services
 
+    for side in sides or (("left", "right") if trial.is_pair else ("left",)):
+        size = getattr(trial, f"stimulus_{side}").n_bytes
+        services.record_delivery(participant, trial.public_id, side, 0, size, size)
+
+
+def answer(participant, trial, chosen="left", scores=None):
+    """Play (and be delivered) what the trial needs, then answer it through the services."""
+    from listening import services
+
+    deliver(participant, trial)
     for side in ("left", "right") if trial.is_pair else ("left",):
         services.record_play(participant, trial.public_id, side, "play")
         services.record_play(participant, trial.public_id, side, "ended")

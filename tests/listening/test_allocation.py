@@ -11,14 +11,15 @@ from django.utils import timezone
 from listening import services
 from listening.exceptions import AnswerRejected
 from listening.models import Item, Participant, Trial
-from tests.listening.conftest import answer, start_trials
+from tests.listening.conftest import answer, deliver, start_trials
 
 pytestmark = pytest.mark.django_db
 
 
 def single_pair_study(make_study, quota=3, **overrides):
+    overrides.setdefault("preference_trials", 2)
     return make_study(comparisons=[("three-stage", "random")], quota_per_pair=quota, attributes=[],
-                      catch_rate=0.0, preference_trials=2, **overrides)
+                      catch_rate=0.0, **overrides)
 
 
 def test_least_judged_pair_first(make_study):
@@ -44,25 +45,31 @@ def test_quota_is_never_overfilled_and_full_study_finishes_listeners(make_study)
         participant.refresh_from_db()
         assert participant.status == Participant.Status.COMPLETED
     assert [i.n_judged for i in items.all()] == [2, 2]
-    with pytest.raises(services.join_study.__globals__["ParticipationRefused"]):
-        services.join_study(study, "late")  # nothing left to judge
+    with pytest.raises(services.join_study.__globals__["ParticipationRefused"]) as refused:
+        start_trials(study, "late")  # nothing left to judge
+    assert refused.value.reason == "no_slot"
 
 
 def test_leases_hold_slots_and_expire(make_study):
-    study = single_pair_study(make_study, quota=1)
-    a, b, c = (start_trials(study, name) for name in "abc")
+    from listening.exceptions import ParticipationRefused
+
+    study = single_pair_study(make_study, quota=1, preference_trials=1)
+    a, b = start_trials(study, "a"), start_trials(study, "b")
+    with pytest.raises(ParticipationRefused) as refused:  # both places are taken: told before starting,
+        start_trials(study, "c")  # not left to "complete" with nothing judged (issue #13)
+    assert refused.value.reason == "no_slot"
     trial_a1 = services.next_trial(a)
     trial_b1 = services.next_trial(b)
     assert trial_a1.item_id != trial_b1.item_id  # the leased slot is not handed out twice
-    assert services.next_trial(c) is None  # both slots leased: c has nothing to do
-    # a walks away; the lease expires and the slot goes to a newcomer.
+    # a walks away: the lease expires, a times out, and the place goes to a newcomer.
     Trial.objects.filter(pk=trial_a1.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    Participant.objects.filter(pk=a.pk).update(last_seen_at=timezone.now() - timedelta(days=1))
+    assert services.expire_idle_participants(study) == 1
     d = start_trials(study, "d")
     trial_d = services.next_trial(d)
     assert trial_d.item_id == trial_a1.item_id
     # a comes back: its answer cannot take the slot d holds now.
-    for side in ("left", "right"):
-        services.record_play(a, trial_a1.public_id, side, "play")
+    deliver(a, trial_a1)
     with pytest.raises(AnswerRejected) as rejected:
         services.submit_answer(a, trial_a1.public_id, trial_a1.answer_key, chosen="left")
     assert rejected.value.code == "expired" and rejected.value.http_status == 409

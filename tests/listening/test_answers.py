@@ -7,7 +7,7 @@ import pytest
 from listening import services
 from listening.exceptions import AnswerRejected
 from listening.models import Item, Rating, Trial
-from tests.listening.conftest import answer, start_trials
+from tests.listening.conftest import answer, deliver, start_trials
 
 pytestmark = pytest.mark.django_db
 
@@ -49,27 +49,12 @@ def test_forged_key_and_foreign_trial_are_refused(make_study):
     assert trial.status == "leased" and trial.plays_left == 1
 
 
-def test_answer_before_listening_is_refused(make_study):
-    participant, trial = first_pair(make_study())
-    services.record_play(participant, trial.public_id, "left", "play")
-    error = rejected(lambda: services.submit_answer(participant, trial.public_id, trial.answer_key, chosen="left"))
-    assert (error.code, error.http_status) == ("not_played", 400)
-    services.record_play(participant, trial.public_id, "right", "play")
-    services.submit_answer(participant, trial.public_id, trial.answer_key, chosen="left", response_time_ms=4321)
-    trial.refresh_from_db()
-    assert (trial.plays_left, trial.plays_right, trial.response_time_ms) == (1, 1, 4321)
-
-
 def test_invalid_choices_and_scores_are_refused(make_study):
     study = make_study(preference_trials=0, rating_trials=2, catch_rate=0.0)
     participant, trial = first_pair(study)
     assert trial.kind == "rating"
-    services.record_play(participant, trial.public_id, "left", "play")
+    deliver(participant, trial)
     attributes = study.attributes
-    error = rejected(lambda: services.submit_answer(participant, trial.public_id, trial.answer_key,
-                                                    ratings={a: 3 for a in attributes}))
-    assert error.code == "not_played"  # a rated clip must be heard to its end
-    services.record_play(participant, trial.public_id, "left", "ended")
     for bad in ({a: 6 for a in attributes}, {a: "3" for a in attributes}, {attributes[0]: 3}, None,
                 {**{a: 3 for a in attributes}, "extra": 2}):
         error = rejected(lambda bad=bad: services.submit_answer(participant, trial.public_id, trial.answer_key,

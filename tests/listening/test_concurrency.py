@@ -16,7 +16,7 @@ from django.db import connection, connections
 from listening import services
 from listening.models import Item, Participant, Trial
 from tests.conftest import IN_CI
-from tests.listening.conftest import answer, start_trials
+from tests.listening.conftest import answer, deliver, start_trials
 
 pytestmark = [pytest.mark.services, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -56,9 +56,10 @@ def run_threads(n: int, work) -> list:
 
 
 def test_simultaneous_leases_never_exceed_the_quota(on_postgres, make_study):
-    study = make_study(comparisons=[("three-stage", "random")], quota_per_pair=1, attributes=[], catch_rate=0.0,
+    study = make_study(comparisons=[("three-stage", "random")], quota_per_pair=16, attributes=[], catch_rate=0.0,
                        preference_trials=2)
     participants = [start_trials(study, f"p{k}") for k in range(16)]
+    Item.objects.filter(study=study).update(quota=1)  # 16 seated listeners race for 2 slots
     trials = run_threads(16, lambda k: services.next_trial(participants[k]))
     leased = [t for t in trials if t is not None]
     assert len(leased) == 2  # two excerpts x one pair x quota 1
@@ -66,8 +67,8 @@ def test_simultaneous_leases_never_exceed_the_quota(on_postgres, make_study):
 
 
 def test_concurrent_sessions_fill_every_quota_exactly(on_postgres, make_study):
-    study = make_study(quota_per_pair=3, attributes=[], catch_rate=0.0, preference_trials=3)
-    participants = [start_trials(study, f"p{k}") for k in range(12)]
+    study = make_study(quota_per_pair=8, attributes=[], catch_rate=0.0, preference_trials=4)
+    participants = [start_trials(study, f"p{k}") for k in range(8)]
 
     def session(k: int) -> int:
         participant, n = participants[k], 0
@@ -76,25 +77,25 @@ def test_concurrent_sessions_fill_every_quota_exactly(on_postgres, make_study):
             n += 1
         return n
 
-    answered = run_threads(12, session)
+    answered = run_threads(8, session)
     items = list(Item.objects.filter(study=study))
-    assert sum(answered) == sum(i.quota for i in items) == 12  # 4 pairs x quota 3
+    assert answered == [4] * 8  # every seated listener judged every pair: no empty completion
+    assert sum(answered) == sum(i.quota for i in items) == 32  # 4 pairs x quota 8
     assert all(i.n_judged == i.quota for i in items)
     per_item = Counter(Trial.objects.filter(item__study=study, status="answered").values_list("item_id", flat=True))
-    assert per_item == {i.id: 3 for i in items}  # the counter agrees with the recorded rows
+    assert per_item == {i.id: 8 for i in items}  # the counter agrees with the recorded rows
     per_listener = Counter(Trial.objects.filter(item__study=study, status="answered")
                            .values_list("participant_id", "item_id"))
     assert max(per_listener.values()) == 1  # nobody judged the same pair twice
     assert not Trial.objects.filter(item__study=study, status="leased").exists()
-    assert Participant.objects.filter(study=study, status="completed").count() == 12
+    assert Participant.objects.filter(study=study, status="completed").count() == 8
 
 
 def test_concurrent_duplicate_answers_record_once(on_postgres, make_study):
     study = make_study(attributes=[], catch_rate=0.0)
     participant = start_trials(study, "double-click")
     trial = services.next_trial(participant)
-    for side in ("left", "right"):
-        services.record_play(participant, trial.public_id, side, "play")
+    deliver(participant, trial)
 
     def submit(k: int) -> str:
         try:

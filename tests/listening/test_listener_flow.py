@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 
 from listening.models import Participant, Rating, Study, Trial
+from tests.listening.conftest import prolific_id
 from tests.listening.listener_client import Listener
 
 pytestmark = pytest.mark.django_db
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 def test_whole_study_with_prolific_redirect(make_study):
     study = make_study()
-    listener = Listener(study, PROLIFIC_PID="pid-1", STUDY_ID="st-9", SESSION_ID="se-3")
+    listener = Listener(study, PROLIFIC_PID=prolific_id("pid-1"), STUDY_ID="st-9", SESSION_ID="se-3")
     response = listener.consent()
     assert response.status_code == 302 and response["Location"].endswith("/screening/")
     response = listener.pass_screening()
@@ -29,7 +30,7 @@ def test_whole_study_with_prolific_redirect(make_study):
     participant = listener.participant
     assert (participant.status, participant.external_id, participant.platform_study_id,
             participant.platform_session_id, participant.screening_passed) == (
-        "completed", "pid-1", "st-9", "se-3", True)
+        "completed", prolific_id("pid-1"), "st-9", "se-3", True)
     assert Rating.objects.filter(trial__participant=participant).count() == 2 * 3
     assert not Trial.objects.filter(participant=participant, status="leased").exists()
     # Pages of a finished participant all lead to the end page.
@@ -57,20 +58,21 @@ def test_reload_resumes_and_nothing_is_counted_twice(make_study):
 
 def test_one_participation_per_prolific_id(make_study):
     study = make_study()
-    first = Listener(study, PROLIFIC_PID="same")
+    first = Listener(study, PROLIFIC_PID=prolific_id("same"))
     first.consent()
     first.pass_screening()
-    second = Listener(study, PROLIFIC_PID="same")  # another browser, same Prolific id
+    second = Listener(study, PROLIFIC_PID=prolific_id("same"))  # another browser typing the same id
     response = second.consent()
-    assert response["Location"].endswith("/instructions/")  # resumes where the first one was
+    assert response.status_code == 200 and b"already running in another browser" in response.content
     assert Participant.objects.filter(study=study).count() == 1
-    # The newer session took over; the older one lost access.
-    assert first.client.get(first.base + "instructions/")["Location"].endswith(f"/s/{study.public_id}/")
+    # The running participation stays with the browser that opened it (issue #13: no takeover).
+    assert first.client.get(first.base + "instructions/").status_code == 200
+    assert second.client.get(second.base + "instructions/")["Location"].endswith(f"/s/{study.public_id}/")
 
 
 def test_failing_screening_twice_ends_politely_with_the_screened_out_code(make_study):
     study = make_study()
-    listener = Listener(study, PROLIFIC_PID="deaf")
+    listener = Listener(study, PROLIFIC_PID=prolific_id("deaf"))
     listener.consent()
     response = listener.pass_screening(n_correct=4)  # 4/6 is below the 5/6 pass mark
     assert response.status_code == 200 and b"try once more" in response.content
@@ -106,14 +108,25 @@ def test_consent_is_required(make_study):
     assert not Participant.objects.exists()
 
 
-def test_paused_study_takes_no_new_listeners_but_lets_current_ones_finish(make_study):
+def test_paused_study_takes_no_new_listeners_and_no_answers(make_study):
     study = make_study(screening=False)
     current = Listener(study)
     current.consent()
+    trial = current.trial_data(current.client.get(current.base + "instructions/"))
+    current.play(trial)
     Study.objects.filter(pk=study.pk).update(status="paused")
     response = Listener(study).consent()
     assert response.status_code == 200 and b"not taking new listeners" in response.content
-    current.practice()
+    refused = current.answer(trial)
+    assert refused.status_code == 409 and refused.json()["code"] == "study_paused"
+    assert Trial.objects.get(public_id=trial["id"]).status == "leased"  # kept for when the study reopens
+    Study.objects.filter(pk=study.pk).update(status="open")
+    assert current.answer(trial).status_code == 200
+    Study.objects.filter(pk=study.pk).update(status="paused")
+    reply = current.client.get(current.base + "api/next")
+    assert reply.status_code == 409 and reply.json()["code"] == "study_paused" and reply.json()["retry_after_ms"] > 0
+    assert b"paused" in current.client.get(current.base + "trial/").content
+    Study.objects.filter(pk=study.pk).update(status="open")
     assert current.finish() > 0
 
 

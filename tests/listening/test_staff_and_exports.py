@@ -13,6 +13,7 @@ from django.core.management import call_command
 
 from listening import selectors
 from listening.models import Participant, Study
+from tests.listening.conftest import prolific_id
 from tests.listening.listener_client import Listener
 
 pytestmark = pytest.mark.django_db
@@ -27,12 +28,12 @@ def staff_client(client, django_user_model):
 
 def run_listeners(study, n=2):
     for k in range(n):
-        listener = Listener(study, PROLIFIC_PID=f"pid{k}")
+        listener = Listener(study, PROLIFIC_PID=prolific_id(f"pid{k}"))
         listener.consent()
         listener.pass_screening()
         listener.practice()
         listener.finish(chosen="left" if k % 2 else "right")
-    screened = Listener(study, PROLIFIC_PID="screened")
+    screened = Listener(study, PROLIFIC_PID=prolific_id("screened"))
     screened.consent()
     screened.pass_screening(n_correct=0)
     screened.pass_screening(n_correct=0)
@@ -106,10 +107,11 @@ def test_staff_see_progress_pause_and_export(staff_client, make_study):
     participants = pd.read_csv(io.BytesIO(staff_client.get(
         f"/listen/staff/{study.public_id}/export/participants.csv").content))
     by_id = participants.set_index("external_id")
-    assert by_id.loc["pid0", "status"] == "completed" and by_id.loc["pid0", "screening"] == "passed"
-    assert by_id.loc["screened", "status"] == "screened_out" and by_id.loc["screened", "screening"] == "failed"
-    assert by_id.loc["pid0", "n_preferences"] == 3 and by_id.loc["pid0", "n_catch"] == 1
-    assert by_id.loc["pid0", "duration_s"] >= 0
+    pid0, screened = prolific_id("pid0"), prolific_id("screened")
+    assert by_id.loc[pid0, "status"] == "completed" and by_id.loc[pid0, "screening"] == "passed"
+    assert by_id.loc[screened, "status"] == "screened_out" and by_id.loc[screened, "screening"] == "failed"
+    assert by_id.loc[pid0, "n_preferences"] == 3 and by_id.loc[pid0, "n_catch"] == 1
+    assert by_id.loc[pid0, "duration_s"] >= 0
     assert staff_client.get(f"/listen/staff/{study.public_id}/export/secrets.csv").status_code == 404
 
 
@@ -125,7 +127,7 @@ def test_frames_and_exports_agree(make_study, tmp_path):
         written = pd.read_csv(tmp_path / "out" / f"{name}.csv")
         assert len(written) == len(frames[name])
         assert list(written.columns) == list(frames[name].columns)
-    participant = Participant.objects.get(external_id="pid0")
+    participant = Participant.objects.get(external_id=prolific_id("pid0"))
     prefs = frames["preferences"]
     assert set(prefs["participant"]) == {str(participant.public_id)}
     catch = prefs[prefs["is_catch"]]
