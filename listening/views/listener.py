@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from listening import huggins, selectors, services
 from listening.audio_tokens import AudioClaim, make_token
 from listening.exceptions import AnswerRejected, ParticipationRefused
-from listening.models import Participant, ScreeningTrial, Study, Trial
+from listening.models import Participant, Study, Trial
 
 SESSION_KEY = "listening"
 PROLIFIC_COMPLETE_URL = "https://app.prolific.com/submissions/complete?cc={code}"
@@ -254,8 +254,3 @@ def leave(request: HttpRequest, study_id) -> HttpResponse:
         services.return_participation(participant)
     return redirect("listening:done", study.public_id)
 
-
-def screening_audio_bytes(item: ScreeningTrial) -> bytes:
-    from listening.stimuli import wav_bytes_pcm16
-
-    return wav_bytes_pcm16(huggins.trial_audio(item.seed, item.target), huggins.SAMPLE_RATE_HZ)
