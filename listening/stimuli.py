@@ -169,16 +169,16 @@ def match_loudness(mix: np.ndarray, sample_rate_hz: int, target_lufs: float, wha
 
     Raises StimulusRefused when it cannot reach the target within LOUDNESS_TOLERANCE_LU.
     """
-    limited_db = 0.0
-    for _ in range(6):
-        mix = _gain_to(mix, sample_rate_hz, target_lufs, what)
-        mix, reduction_db = limit_peaks(mix, sample_rate_hz)
-        limited_db = max(limited_db, reduction_db)
-        if np.max(np.abs(mix)) > PEAK_CEILING:  # the limiter hit its floor
-            mix *= PEAK_CEILING / np.max(np.abs(mix))
+    source = _gain_to(mix, sample_rate_hz, target_lufs, what)  # unlimited, at the target
+    gain_db = 0.0
+    for _ in range(8):  # the limiter always works on the unlimited mix: its floor bounds the total
+        mix, _ = limit_peaks(source * 10.0 ** (gain_db / 20.0), sample_rate_hz)
+        if np.max(np.abs(mix)) > PEAK_CEILING:  # the limiter hit its floor: scale the peaks down
+            mix = mix * (PEAK_CEILING / np.max(np.abs(mix)))
         loudness = integrated_loudness(mix, sample_rate_hz)
         if abs(loudness - target_lufs) <= 0.01:
             break
+        gain_db = min(gain_db + target_lufs - loudness, MAX_LIMITING_DB)
     if not abs(loudness - target_lufs) <= LOUDNESS_TOLERANCE_LU:
         raise StimulusRefused(
             f"{what} reaches only {loudness:.1f} LUFS against the study's {target_lufs:.1f} LUFS target "
