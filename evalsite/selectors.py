@@ -20,8 +20,12 @@ N_FAILURES_SHOWN = 20
 N_AUDIO_EXCERPTS = 3
 
 
-def home_context() -> dict:
-    """The latest finished run (its comparison page), recent runs, listening studies, dashboards."""
+def home_context(staff: bool = False) -> dict:
+    """The latest finished run (its comparison page), recent runs, listening studies, dashboards.
+
+    Study names are staff-only (they often name systems): other visitors get only open
+    studies, for their listener titles and links.
+    """
     from listening.models import Study
 
     latest = BenchmarkRun.objects.filter(status=BenchmarkRun.Status.DONE).select_related("checkpoint").first()
@@ -31,7 +35,8 @@ def home_context() -> dict:
                 "staff_url": first_url([("listening:staff-detail", [study.public_id]),
                                         ("admin:listening_study_change", [study.pk])]),
                 "dashboard_url": first_url([("analysis:study", [study.public_id])])}
-               for study in Study.objects.order_by("-created_at")[:5]]
+               for study in (Study.objects if staff else Study.objects.filter(status=Study.Status.OPEN))
+               .order_by("-created_at")[:5]]
     return {"code_version": code_version(), "latest_done": latest, "recent_runs": recent, "studies": studies,
             "dashboards_url": first_url([("analysis:index", []), ("analysis:dashboard", [])]),
             "fad_dashboard_url": first_url([("analysis:fad", [])])}

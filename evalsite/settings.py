@@ -124,6 +124,11 @@ STORAGES = {
 
 LOGIN_URL = "admin:login"
 
+# Staff uploads of study clips (listening.uploads): checked as they stream in, before decoding.
+HAFM_UPLOAD_MAX_FILE_BYTES = int(os.environ.get("HAFM_UPLOAD_MAX_FILE_BYTES", str(100 * 1024**2)))
+HAFM_UPLOAD_MAX_TOTAL_BYTES = int(os.environ.get("HAFM_UPLOAD_MAX_TOTAL_BYTES", str(1024**3)))
+HAFM_UPLOAD_MAX_DURATION_S = float(os.environ.get("HAFM_UPLOAD_MAX_DURATION_S", "600"))
+
 # Celery: broker from the environment, results in this database (django-celery-results).
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True

@@ -15,6 +15,7 @@ site_patterns = [
     path("runs/<uuid:run_id>/cancel", views.run_cancel, name="run_cancel"),
     path("runs/<uuid:run_id>/resume", views.run_resume, name="run_resume"),
     path("runs/<uuid:run_id>/compare", views.run_compare, name="run_compare"),
+    path("runs/<uuid:run_id>/publish", views.run_publish, name="run_publish"),
     path("clips/<uuid:clip_id>/<str:kind>.wav", views.clip_audio, name="clip_audio"),
     path("excerpts/<uuid:excerpt_id>/<str:kind>.wav", views.excerpt_audio, name="excerpt_audio"),
     path("assets/plotly.min.js", views.plotly_js, name="plotly_js"),

@@ -17,13 +17,14 @@ from django.views.decorators.http import require_POST
 from evalsite import selectors
 from evalsite.forms import LaunchForm
 from evalsite.models import BenchmarkRun, Excerpt, GeneratedClip
-from evalsite.services import benchmarks
+from evalsite.services import benchmarks, run_audio
 from hafm_core.errors import HafmError
 from listening.ranged_response import ranged_file_response
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "evalsite/home.html", selectors.home_context())
+    return render(request, "evalsite/home.html",
+                  selectors.home_context(staff=request.user.is_active and request.user.is_staff))
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -96,8 +97,33 @@ def run_resume(request: HttpRequest, run_id) -> HttpResponse:
     return redirect("evalsite:run_detail", run_id=run_id)
 
 
+def _may_hear(request: HttpRequest, run: BenchmarkRun) -> bool:
+    """System-labelled audio of a run: staff, or anyone once staff published it (run_audio)."""
+    return run.audio_public or (request.user.is_active and request.user.is_staff)
+
+
 def run_compare(request: HttpRequest, run_id) -> HttpResponse:
-    return render(request, "evalsite/run_compare.html", selectors.comparison(_run(run_id)))
+    run = _run(run_id)
+    if not _may_hear(request, run):
+        raise Http404("no such comparison")  # the same answer as for a run that does not exist
+    return render(request, "evalsite/run_compare.html", selectors.comparison(run))
+
+
+@staff_member_required
+@require_POST
+def run_publish(request: HttpRequest, run_id) -> HttpResponse:
+    """Staff make a run's comparison and audio public, or private again (`action=unpublish`)."""
+    run = _run(run_id)
+    try:
+        if request.POST.get("action") == "unpublish":
+            run_audio.unpublish(run)
+            messages.success(request, "The comparison and its audio are staff-only again.")
+        else:
+            run_audio.publish(run)
+            messages.success(request, "The comparison and its audio are now public.")
+    except HafmError as error:
+        messages.error(request, str(error))
+    return redirect("evalsite:run_detail", run_id=run_id)
 
 
 def _media_file(path: str) -> Path:
@@ -109,12 +135,18 @@ def _media_file(path: str) -> Path:
 
 
 def clip_audio(request: HttpRequest, clip_id, kind: str) -> HttpResponse:
-    clip = get_object_or_404(GeneratedClip, id=clip_id, status=GeneratedClip.Status.DONE)
+    clip = get_object_or_404(GeneratedClip.objects.select_related("run"), id=clip_id,
+                             status=GeneratedClip.Status.DONE)
+    if not _may_hear(request, clip.run):
+        raise Http404("no such audio file")
     return ranged_file_response(request, _media_file(clip.mix_path if kind == "mix" else clip.accompaniment_path))
 
 
 def excerpt_audio(request: HttpRequest, excerpt_id, kind: str) -> HttpResponse:
     excerpt = get_object_or_404(Excerpt, id=excerpt_id)
+    staff = request.user.is_active and request.user.is_staff
+    if not staff and not excerpt.clips.filter(run__audio_public=True).exists():
+        raise Http404("no such audio file")
     return ranged_file_response(request, _media_file(
         excerpt.vocal_path if kind == "vocal" else excerpt.accompaniment_path))
 

@@ -2,13 +2,15 @@
 
 A token is `django.core.signing` data (readable, not secret) holding the participant's id,
 the session nonce that binds it to one browser session, the trial's or screening trial's
-public id and the side. It never names a stimulus, file or system. The audio view serves it
+public id, the side and a random delivery id (so every page view is a new delivery with its
+own bytes, `listening.delivery`). It never names a stimulus, file or system. The audio view serves it
 only to the browser session that currently owns that participant.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 
 from django.core import signing
 
@@ -28,10 +30,11 @@ class AudioClaim:
     kind: str
     target: str
     side: str
+    delivery: str = field(default_factory=lambda: secrets.token_urlsafe(9))
 
 
 def make_token(claim: AudioClaim) -> str:
-    payload = [claim.participant, claim.nonce, claim.kind, claim.target, claim.side]
+    payload = [claim.participant, claim.nonce, claim.kind, claim.target, claim.side, claim.delivery]
     return signing.dumps(payload, salt=SALT, compress=True)
 
 
@@ -42,7 +45,7 @@ def read_token(token: str, max_age_s: int) -> AudioClaim:
         raise BadAudioToken("expired") from None
     except signing.BadSignature:
         raise BadAudioToken("bad signature") from None
-    if (not isinstance(payload, list) or len(payload) != 5 or not all(isinstance(p, str) for p in payload)
+    if (not isinstance(payload, list) or len(payload) != 6 or not all(isinstance(p, str) for p in payload)
             or payload[2] not in KINDS or payload[4] not in TOKEN_SIDES):
         raise BadAudioToken("malformed")
     return AudioClaim(*payload)

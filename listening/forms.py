@@ -5,8 +5,9 @@ from __future__ import annotations
 from django import forms
 
 from listening.models import DEFAULT_ATTRIBUTES
+from listening.uploads import CLIP_NAMING, UploadRefused, clip_name_parts
 
-CLIP_NAMING = "EXCERPT__vocal.wav for each excerpt's vocal, EXCERPT__SYSTEM.wav for each accompaniment"
+__all__ = ["CLIP_NAMING", "StudyForm"]
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -57,8 +58,12 @@ class StudyForm(forms.Form):
 
     def clean_clips(self):
         clips = self.cleaned_data["clips"]
+        errors = []
         for clip in clips:
-            stem = clip.name.rsplit(".", 1)[0]
-            if stem.count("__") != 1 or not all(stem.split("__")):
-                raise forms.ValidationError(f"{clip.name}: name clips {CLIP_NAMING}")
+            try:
+                clip_name_parts(clip.name)
+            except UploadRefused as error:
+                errors.append(str(error))
+        if errors:
+            raise forms.ValidationError(errors)
         return clips

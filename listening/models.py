@@ -64,6 +64,10 @@ class Study(models.Model):
     token_max_age_s = models.PositiveIntegerField(default=4 * 3600)
     target_lufs = models.FloatField(default=-23.0)
     sample_rate_hz = models.PositiveIntegerField(default=44_100)
+    channel_layout = models.CharField(max_length=16, default="stereo",
+                                      help_text="dual-mono when any source is mono, else stereo.")
+    bandwidth_hz = models.FloatField(null=True, blank=True,
+                                     help_text="Every stimulus is low-passed here: the narrowest source's bandwidth.")
     media_dir = models.CharField(max_length=100, editable=False, help_text="Opaque folder under MEDIA_ROOT.")
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -102,6 +106,7 @@ class Stimulus(models.Model):
     duration_s = models.FloatField()
     loudness_lufs = models.FloatField()
     source_vocal = models.CharField(max_length=500, blank=True)
+    source_vocal_sha256 = models.CharField(max_length=64, blank=True)
     source_accompaniment = models.CharField(max_length=500, blank=True)
 
     class Meta:

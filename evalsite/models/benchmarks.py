@@ -111,6 +111,11 @@ class BenchmarkRun(models.Model):
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
     timings = models.JSONField(default=dict, help_text="seconds spent per phase")
+    # The comparison page and its audio pair systems with excerpts: staff-only unless a staff
+    # member publishes them (evalsite.services.run_audio), which no listening study may overlap.
+    audio_public = models.BooleanField(default=False)
+    published_audio_sha256 = models.JSONField(default=list, blank=True,
+                                              help_text="content hashes of the vocals made public")
 
     class Meta:
         constraints = [

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from hafm_core.errors import HafmError
-from hafm_core.provenance import sha256_bytes
+from hafm_core.provenance import sha256_bytes, sha256_file
 from listening import stimuli as render
 from listening.exceptions import StudySetupError
 from listening.models import DEFAULT_ATTRIBUTES, Item, Stimulus, Study
@@ -82,6 +82,38 @@ def _validate(name: str, sources: list[StimulusSource], comparisons: list[tuple[
     return by_excerpt
 
 
+def _study_rendering(by_excerpt: dict[str, dict[str, StimulusSource]], used: list[str],
+                     config: render.RenderConfig) -> render.RenderConfig:
+    """One rendering for every clip: a first pass reads each source once for its bandwidth and
+    layout (and drops it: a study's audio need not fit in memory at once)."""
+    paths = sorted({p for systems in by_excerpt.values() for s in used
+                    for p in (systems[s].vocal_path, systems[s].accompaniment_path)})
+    return render.study_rendering([render.read_source(p, config.sample_rate_hz) for p in paths], config)
+
+
+def _refuse_published_vocals(by_excerpt: dict[str, dict[str, StimulusSource]]) -> None:
+    """A study may not use an excerpt whose system-labelled audio a published run plays."""
+    from django.apps import apps
+
+    if not apps.is_installed("evalsite"):
+        return
+    from evalsite.services import run_audio
+
+    published_paths, published_hashes = run_audio.published_vocal_paths(), run_audio.published_vocal_hashes()
+    if not published_paths and not published_hashes:
+        return
+    for excerpt, systems in sorted(by_excerpt.items()):
+        vocal_path = next(iter(systems.values())).vocal_path
+        try:
+            vocal_sha256 = sha256_file(vocal_path)
+        except OSError:
+            vocal_sha256 = ""  # decoding it will give the clear error
+        if vocal_path in published_paths or vocal_sha256 in published_hashes:
+            raise StudySetupError(f"excerpt {excerpt!r} is played with its system names on a published run "
+                                  "comparison; listeners could unblind it there. Make that run staff-only "
+                                  "again (its page's publish button) or leave the excerpt out.")
+
+
 def _write_clip(folder: Path, clip: render.RenderedClip) -> tuple[str, bytes]:
     data = render.wav_bytes_pcm16(clip.samples, clip.sample_rate_hz)
     path = folder / f"{secrets.token_hex(16)}.wav"
@@ -121,14 +153,16 @@ def create_study(*, name: str, stimuli: Sequence[dict | StimulusSource], compari
     if catch_reference not in used:
         raise StudySetupError(f"catch_reference {catch_reference!r} is not a compared system {used}")
 
-    config = render.RenderConfig(sample_rate_hz, target_lufs, max_duration_s)
+    _refuse_published_vocals(by_excerpt)
     media_dir = f"{MEDIA_SUBDIR}/{secrets.token_hex(8)}"
     folder = Path(settings.MEDIA_ROOT) / media_dir
     rows: list[Stimulus] = []
     try:
+        config = _study_rendering(by_excerpt, used, render.RenderConfig(sample_rate_hz, target_lufs, max_duration_s))
         for excerpt, systems in sorted(by_excerpt.items()):
             vocal_path = next(iter(systems.values())).vocal_path
             vocal = render.read_stereo(vocal_path, sample_rate_hz)
+            vocal_sha256 = sha256_file(vocal_path)
             accompaniments = {s: render.read_stereo(systems[s].accompaniment_path, sample_rate_hz) for s in used}
             clips = render.render_excerpt(vocal, accompaniments, config, catch_system=catch_reference if catch_rate > 0
                                           else None, tempo_bpm=systems[catch_reference].tempo_bpm, excerpt=excerpt)
@@ -137,7 +171,7 @@ def create_study(*, name: str, stimuli: Sequence[dict | StimulusSource], compari
                 rows.append(Stimulus(excerpt=excerpt, system=clip.system, variant=clip.variant,
                                      file_name=file_name, sha256=sha256_bytes(data), n_bytes=len(data),
                                      duration_s=clip.duration_s, loudness_lufs=clip.loudness_lufs,
-                                     source_vocal=vocal_path,
+                                     source_vocal=vocal_path, source_vocal_sha256=vocal_sha256,
                                      source_accompaniment=systems[clip.system].accompaniment_path))
         with transaction.atomic():
             study = Study.objects.create(
@@ -149,7 +183,8 @@ def create_study(*, name: str, stimuli: Sequence[dict | StimulusSource], compari
                 rating_trials=(len(used) if rating_trials is None else rating_trials) if attributes else 0,
                 catch_rate=catch_rate, screening_enabled=screening, completion_code=completion_code.strip(),
                 screened_out_code=screened_out_code.strip(), lease_s=lease_s, idle_timeout_s=idle_timeout_s,
-                target_lufs=target_lufs, sample_rate_hz=sample_rate_hz, media_dir=media_dir,
+                target_lufs=target_lufs, sample_rate_hz=sample_rate_hz, bandwidth_hz=config.bandwidth_hz,
+                channel_layout="dual-mono" if config.mono else "stereo", media_dir=media_dir,
                 created_by=created_by)
             for row in rows:
                 row.study = study

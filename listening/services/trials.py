@@ -121,7 +121,10 @@ def _catch_trial(participant: Participant, position: int, now, rng: random.Rando
                           original.stimulus_left, repeat_of=original, expected=expected)
     if not manipulated:
         return None
-    odd = rng.choice(manipulated)
+    # A manipulated clip beside a true clip the listener heard before would mark the catch
+    # (the familiar clip is the answer): take an excerpt they have not heard when there is one.
+    heard = set(Trial.objects.filter(participant=participant).values_list("stimulus_left__excerpt", flat=True))
+    odd = rng.choice([m for m in manipulated if m.excerpt not in heard] or manipulated)
     true = Stimulus.objects.get(study_id=participant.study_id, excerpt=odd.excerpt, system=odd.system, variant="")
     if rng.random() < 0.5:
         return _new_trial(participant, position, Trial.Kind.CATCH_MANIPULATED, now, true, odd, expected="left")

@@ -2,7 +2,8 @@
 
 A token is refused (403) unless the requesting browser session currently owns the token's
 participant (same nonce) and the token is younger than the study's `token_max_age_s`.
-Responses carry only type, length and range headers: no file name, date or entity tag.
+Responses carry only type, length and range headers: no file name, date or entity tag. The
+bytes are made per delivery (per token), so no two listeners get the same file.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from django.views.decorators.http import require_safe
 
 from listening import selectors
 from listening.audio_tokens import BadAudioToken, read_token
+from listening.delivery import delivered_wav
+from listening.huggins import delivered_screening_wav
 from listening.models import Participant, ScreeningTrial, Trial
-from listening.ranged_response import ranged_bytes_response, ranged_file_response
-from listening.views.listener import SESSION_KEY, note_delivery, screening_audio_bytes
+from listening.ranged_response import ranged_bytes_response
+from listening.views.listener import SESSION_KEY, note_delivery
 
 # Signature check before the study is known; the study's own, shorter limit is applied after.
 OUTER_MAX_AGE_S = 7 * 24 * 3600
@@ -49,11 +52,13 @@ def audio(request: HttpRequest, token: str) -> HttpResponse:
         if item is None:
             raise Http404
         return note_delivery(request, participant, "screening", claim.target, "single",
-                             ranged_bytes_response(request, screening_audio_bytes(item)))
+                             ranged_bytes_response(request, delivered_screening_wav(item.seed, item.target, token)))
     trial = Trial.objects.select_related("stimulus_left", "stimulus_right").filter(
         public_id=claim.target, participant=participant).first()
     stimulus = None if trial is None else trial.stimulus_left if claim.side == "left" else trial.stimulus_right
     if stimulus is None:
         raise Http404
+    # Every delivery differs in bytes, size and duration (listening.delivery): no hash is a clip id.
     return note_delivery(request, participant, "trial", claim.target, claim.side,
-                         ranged_file_response(request, Path(settings.MEDIA_ROOT) / stimulus.file_name))
+                         ranged_bytes_response(request, delivered_wav(Path(settings.MEDIA_ROOT) / stimulus.file_name,
+                                                                      token)))

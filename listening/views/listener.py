@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from listening import huggins, selectors, services
 from listening.audio_tokens import AudioClaim, make_token
 from listening.exceptions import AnswerRejected, ParticipationRefused
-from listening.models import Participant, ScreeningTrial, Study, Trial
+from listening.models import Participant, Study, Trial
 
 SESSION_KEY = "listening"
 BROWSER_KEY = "listening_browser"
@@ -360,8 +360,3 @@ def note_delivery(request: HttpRequest, participant: Participant, kind: str, tar
             services.record_delivery(participant, target, side, start, stop, size)
     return response
 
-
-def screening_audio_bytes(item: ScreeningTrial) -> bytes:
-    from listening.stimuli import wav_bytes_pcm16
-
-    return wav_bytes_pcm16(huggins.trial_audio(item.seed, item.target), huggins.SAMPLE_RATE_HZ)

@@ -12,10 +12,11 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from hafm_core.errors import HafmError
-from listening import exports, selectors, services
+from listening import exports, selectors, services, uploads
 from listening.exceptions import StudySetupError
 from listening.forms import CLIP_NAMING, StudyForm
 
@@ -26,16 +27,19 @@ def study_list(request: HttpRequest) -> HttpResponse:
 
 
 def _stimuli_from_uploads(files, folder: Path) -> list[dict]:
-    """Save uploads under `folder` and pair each accompaniment with its excerpt's vocal."""
+    """Save uploads under `folder` and pair each accompaniment with its excerpt's vocal.
+
+    Each clip's duration is read from its header before anything decodes it (UploadRefused).
+    """
     vocals: dict[str, str] = {}
     accompaniments: dict[str, dict[str, str]] = defaultdict(dict)
     for index, upload in enumerate(files):
-        stem, _, suffix = upload.name.rpartition(".")
-        excerpt, system = stem.split("__")
-        path = folder / f"{index}.{suffix or 'wav'}"
+        excerpt, system, suffix = uploads.clip_name_parts(upload.name)
+        path = folder / f"{index}{suffix}"
         with open(path, "wb") as out:
             for chunk in upload.chunks():
                 out.write(chunk)
+        uploads.check_duration(path, upload.name)
         if system == "vocal":
             vocals[excerpt] = str(path)
         else:
@@ -47,8 +51,21 @@ def _stimuli_from_uploads(files, folder: Path) -> list[dict]:
             for e, systems in accompaniments.items() for s, p in systems.items()]
 
 
+@csrf_exempt  # the CSRF check reads the body: done inside, once the upload limits are in place
 @staff_member_required
 def study_create(request: HttpRequest) -> HttpResponse:
+    request.upload_handlers.insert(0, uploads.LimitedUploadHandler(request))
+    if request.method == "POST" and request.POST is not None and getattr(request, "upload_refused", None):
+        # Nothing is created: the form comes back with the reason (no state change, so no CSRF check).
+        form = StudyForm(request.POST)
+        form.is_valid()
+        form.add_error(None, f"Upload stopped: {request.upload_refused}.")
+        return render(request, "listening/staff/create.html", {"form": form, "naming": CLIP_NAMING}, status=413)
+    return _study_create(request)
+
+
+@csrf_protect
+def _study_create(request: HttpRequest) -> HttpResponse:
     form = StudyForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

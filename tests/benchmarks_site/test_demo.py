@@ -51,12 +51,16 @@ def test_the_demo_runs_the_main_job_through_a_worker(tmp_path, settings, monkeyp
     assert "relative_improvement" in run.results["three_vs_two"]
     study = Study.objects.get()
     assert str(run.id) in study.source and f"/listen/s/{study.public_id}/" in text
+    # Anonymous visitors see neither the system-labelled comparison nor the study's staff name.
+    assert client.get(f"/runs/{run.id}/compare").status_code == 404
+    home = client.get("/").content.decode()
+    assert f"/runs/{run.id}/compare" not in home and study.name not in home
+    # The printed staff login opens the comparison and the dashboards, as a first-time visitor would use it.
+    login = re.search(r"log in at \S+ as (\S+) / (\S+)", text)
+    assert login, text
+    assert client.login(username=login.group(1), password=login.group(2))
     page = client.get(f"/runs/{run.id}/compare").content.decode()
     assert all(f'data-system="{system}"' in page for system in SYSTEMS)
     home = client.get("/").content.decode()
     assert f"/runs/{run.id}/compare" in home and study.name in home
-    # The printed staff login opens the dashboards, as a first-time visitor would use it.
-    login = re.search(r"log in at \S+ as (\S+) / (\S+)", text)
-    assert login, text
-    assert client.login(username=login.group(1), password=login.group(2))
     assert client.get(f"/analysis/studies/{study.public_id}/").status_code == 200

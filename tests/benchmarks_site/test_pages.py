@@ -90,7 +90,8 @@ def test_cancel_button_needs_staff_and_cancels(client, admin_client, planned_run
     assert planned_run.status == BenchmarkRun.Status.CANCELLED
 
 
-def test_comparison_page_shows_fad_cis_paper_figures_fit_and_a_local_plotly(client, planned_run):
+def test_comparison_page_shows_fad_cis_paper_figures_fit_and_a_local_plotly(admin_client, planned_run):
+    client = admin_client  # system-labelled audio is staff-only (test_run_audio_access.py)
     for system, fad in (("three-stage", 1.5), ("two-stage", 2.0), ("random", 4.0), ("ground-truth", 0.4)):
         SystemResult.objects.create(run=planned_run, system=system, fad=fad, fad_low=fad - 0.1, fad_high=fad + 0.1,
                                     n_eval=3, n_background=3, embedder="logmel", fad_method="jackknife",
@@ -115,7 +116,8 @@ def test_comparison_page_shows_fad_cis_paper_figures_fit_and_a_local_plotly(clie
     assert reverse("evalsite:run_compare", args=[planned_run.id]) in home
 
 
-def test_audio_is_served_only_from_the_media_folder(client, planned_run, tmp_path):
+def test_audio_is_served_only_from_the_media_folder(admin_client, planned_run, tmp_path):
+    client = admin_client
     clip = GeneratedClip.objects.filter(run=planned_run).select_related("excerpt").first()
     vocal = client.get(reverse("evalsite:excerpt_audio", args=[clip.excerpt.id, "vocal"]))
     assert vocal.status_code == 200 and vocal.content[:4] == b"RIFF"
