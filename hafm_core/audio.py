@@ -38,7 +38,7 @@ MUSDB_STREAMS = ("mixture", "drums", "bass", "other", "vocals")  # stream order 
 SILENCE_PEAK = 1e-5  # -100 dBFS: a peak below this is "all silent"
 CLIP_LEVEL = 0.999  # |x| at or above this counts as clipped
 RESAMPLE_QUALITY = "VHQ"
-MIN_VOCAL_DURATION_S = 1.0  # a vocal shorter than this is not tokenized or generated from
+MIN_VOCAL_DURATION_S = 0.5  # a vocal shorter than this is not tokenized or generated from (no phrase to follow)
 FFMPEG_DURATION_TOLERANCE_S = 0.1  # codec priming/padding: decoded vs declared duration
 
 
@@ -275,11 +275,12 @@ def read_checked_audio(path: str | Path, sample_rate_hz: int | None = None, mono
                        min_duration_s: float | None = None, allow_silent: bool = False,
                        what: str = "", min_duration_reason: str = "minimum") -> tuple[np.ndarray, int]:
     """`read_audio` + `check_audio`: the samples must also be non-silent (unless `allow_silent`)
-    and at least `min_duration_s` long. `what` (e.g. "vocal") prefixes the file in messages."""
+    and at least `min_duration_s` long. `what` (e.g. "vocal") prefixes the file in messages.
+    Clipping is not warned about here: `hafm data prepare` reports it once, where audio enters."""
     samples, rate = read_audio(path, sample_rate_hz, mono)
     name = f"{what} {path}" if what else path
     checked = check_audio(samples, rate, name, min_duration_s=min_duration_s, allow_silent=allow_silent,
-                          min_duration_reason=min_duration_reason)
+                          min_duration_reason=min_duration_reason, warn_clipping=False)
     return checked, rate
 
 
@@ -293,7 +294,7 @@ def _check_finite(samples: np.ndarray, name) -> None:
 
 def check_audio(samples: np.ndarray, sample_rate_hz: int, name: str | Path,
                 min_duration_s: float | None = None, allow_silent: bool = False,
-                min_duration_reason: str = "excerpt") -> np.ndarray:
+                min_duration_reason: str = "excerpt", warn_clipping: bool = True) -> np.ndarray:
     """Return `samples` if usable, else `InvalidAudioError` naming `name`; `ClippingWarning` on clipping.
 
     Unusable: a layout other than [n] or [1 | 2, n], NaN or Inf, all silent (peak below
@@ -314,7 +315,7 @@ def check_audio(samples: np.ndarray, sample_rate_hz: int, name: str | Path,
     peak = float(np.abs(samples).max())
     if peak < SILENCE_PEAK and not allow_silent:
         raise InvalidAudioError(f"{name}: all silent (peak {peak:.2e}, below -100 dBFS)")
-    clipped = int((np.abs(samples) >= CLIP_LEVEL).sum())
+    clipped = int((np.abs(samples) >= CLIP_LEVEL).sum()) if warn_clipping else 0
     if clipped:
         message = f"{name}: {clipped} samples at full scale (|x| >= {CLIP_LEVEL}); the audio is probably clipped"
         warnings.warn(message, ClippingWarning, stacklevel=2)
