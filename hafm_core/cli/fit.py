@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from hafm_core.cli.args import check_output_file, positive_int, seed
+from hafm_core.cli.args import check_cache_dir, check_output_file, positive_int, seed
 
 HELP = "rhythm and harmony fit of accompaniments to vocals, over two folders paired by file name"
 
@@ -92,6 +92,7 @@ def run(args) -> int:
     from hafm_core.fit import DEFAULT_CONFIG, fit_path_pairs, pair_folders, summarize
     from hafm_core.provenance import code_version
 
+    check_cache_dir()  # librosa's compiled-code cache lives under HAFM_CACHE_DIR
     if args.csv:
         check_output_file(args.csv, overwrite=args.overwrite, what="--csv")
     pairing = pair_folders(args.vocals, args.accompaniments)

@@ -108,9 +108,8 @@ def numeric_cases():
             name = getattr(action.type, "__name__", None)
             if action.type is None or action.type in (Path, str) or not action.option_strings:
                 continue
-            for value in bad_values(name):
-                yield pytest.param(path, action.option_strings[-1], value,
-                                   id=f"{' '.join(path)} {action.option_strings[-1]}={value}")
+            yield pytest.param(path, action.option_strings[-1], bad_values(name),
+                               id=f"{' '.join(path)} {action.option_strings[-1]}")
 
 
 # ---------------------------------------------------------------- running and checking
@@ -176,10 +175,11 @@ def test_every_numeric_option_uses_a_validating_type():
 
 # ---------------------------------------------------------------- numeric options
 
-@pytest.mark.parametrize("path,option,value", list(numeric_cases()))
-def test_bad_numeric_value_is_one_line_exit_2(path, option, value, tmp_path, capsys):
-    argv = [*path, *with_x(BASE[path], tmp_path), option, value]
-    expect_refusal(argv, tmp_path, capsys, option)
+@pytest.mark.parametrize("path,option,values", list(numeric_cases()))
+def test_bad_numeric_value_is_one_line_exit_2(path, option, values, tmp_path, capsys):
+    for value in values:
+        argv = [*path, *with_x(BASE[path], tmp_path), option, value]
+        expect_refusal(argv, tmp_path, capsys, option, value)
 
 
 @pytest.mark.parametrize("argv,needle", [
@@ -329,9 +329,9 @@ def test_bad_output_path_is_refused_before_any_work(path, kind, tmp_path, capsys
 
 def test_unwritable_cache_dir_is_one_line_exit_2(tmp_path, capsys, monkeypatch, unwritable_dir):
     monkeypatch.setenv("HAFM_CACHE_DIR", str(unwritable_dir / "cache"))
-    for argv in (["fad", "X", "X", "--embedder", "logmel"],
+    for argv in (["fad", "X", "X", "--embedder", "logmel"], ["fit", "X", "X"],
                  ["regress", "--candidate", "X", "--baseline", "X", "--background", "X", "--embedder", "logmel"]):
-        expect_refusal(with_x(argv, tmp_path), tmp_path, capsys, "HAFM_CACHE_DIR", "--no-cache")
+        expect_refusal(with_x(argv, tmp_path), tmp_path, capsys, "HAFM_CACHE_DIR", "writable")
 
 
 # ---------------------------------------------------------------- bad audio
