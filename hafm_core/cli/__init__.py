@@ -92,7 +92,12 @@ def _check_device(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(_requested_command(argv))
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_info:  # a usage error (printed as one line) returns 2 like any other
+        if exit_info.code in (0, None):  # --help
+            raise
+        return int(exit_info.code)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
