@@ -178,7 +178,8 @@ def test_every_numeric_option_uses_a_validating_type():
 @pytest.mark.parametrize("path,option,values", list(numeric_cases()))
 def test_bad_numeric_value_is_one_line_exit_2(path, option, values, tmp_path, capsys):
     for value in values:
-        argv = [*path, *with_x(BASE[path], tmp_path), option, value]
+        # OPTION=VALUE: argparse would read a bare "-inf" as an unknown option, not as a value
+        argv = [*path, *with_x(BASE[path], tmp_path), f"{option}={value}"]
         expect_refusal(argv, tmp_path, capsys, option, value)
 
 
