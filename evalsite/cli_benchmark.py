@@ -16,6 +16,9 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
+
+from hafm_core.cli.args import check_output_dir, positive_float, positive_int, refuse_existing, seed
 
 HELP = "launch, follow, cancel, resume, export and replay benchmark runs (Celery workers do the work)"
 POLL_S = 1.0
@@ -28,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--dataset", required=True, help="musdb18:PATH, stems:PATH, sample or synthetic[:N]")
     run.add_argument("--systems", default="three-stage,two-stage,random,ground-truth",
                      help="comma-separated (default three-stage,two-stage,random,ground-truth)")
-    run.add_argument("--excerpts", type=int, help="number of excerpts (default: all of the test split)")
-    run.add_argument("--seed", type=int, default=0, help="run seed; each excerpt's seed derives from it")
+    run.add_argument("--excerpts", type=positive_int, help="number of excerpts (default: all of the test split)")
+    run.add_argument("--seed", type=seed, default=0, help="run seed; each excerpt's seed derives from it")
     run.add_argument("--embedder", default="vggish", help="FAD embedder: vggish, encodec, crepe or logmel")
     _follow_options(run)
     for name, text in (("status", "progress of a run"), ("cancel", "cancel a live run"),
@@ -42,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             action.add_argument("--json", action="store_true", help="print one JSON object")
     export = sub.add_parser("export", help="write run.json, systems.csv, clips.csv, reproducibility.json")
     export.add_argument("run", help="run id (or a unique prefix)")
-    export.add_argument("--out", required=True, help="output folder")
+    export.add_argument("--out", type=Path, required=True, help="output folder")
+    export.add_argument("--overwrite", action="store_true", help="replace files of an earlier export in --out")
     export.add_argument("--json", action="store_true", help="print one JSON object")
     rerun = sub.add_parser("rerun", help="replay a reproducibility record (checks the input hashes)")
     rerun.add_argument("record", help="reproducibility.json or the folder holding it")
@@ -51,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _follow_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait", action="store_true", help="follow the run until it ends (progress on stderr)")
-    parser.add_argument("--timeout", type=float, default=None, help="seconds to wait at most with --wait")
+    parser.add_argument("--timeout", type=positive_float, default=None, help="seconds to wait at most with --wait")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -64,7 +68,14 @@ def _setup_django() -> None:
     django.setup()
 
 
+EXPORT_FILES = ("run.json", "systems.csv", "clips.csv", "reproducibility.json")
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.action == "export":  # before the database is touched
+        check_output_dir(args.out)
+        refuse_existing([args.out / name for name in EXPORT_FILES], args.overwrite,
+                        f"hafm benchmark export --out {args.out}")
     _setup_django()
     from evalsite.services import benchmark_export, benchmarks
 

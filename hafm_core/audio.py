@@ -8,6 +8,15 @@ Arrays are float32, mono `[n]` or multichannel `[channels, n]` (channels first, 
 
 Supported channel layouts are mono and stereo; anything else is an `InvalidAudioError`.
 A file that cannot be read is an `AudioDecodeError`; both name the file.
+
+Every read is checked, whichever command reads (tokenize, generate, FAD, fit, data prepare):
+- truncated data: a WAV/RF64/AIFF whose sample data ends before its header says, an Ogg file
+  without its end-of-stream page, or an ffmpeg-decoded stream shorter than its declared
+  duration is a `TruncatedAudioError` naming the true and the declared length (libsndfile
+  would silently return the samples that are there);
+- NaN or infinite samples are an `InvalidAudioError` (counted before any resampling).
+Silence and a minimum duration depend on the use: `read_checked_audio` adds them
+(`check_audio`), e.g. `MIN_VOCAL_DURATION_S` for vocals that are tokenized or generated from.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from hafm_core.data.files import atomic_output
-from hafm_core.errors import AudioDecodeError, InvalidAudioError
+from hafm_core.errors import AudioDecodeError, InvalidAudioError, TruncatedAudioError
 
 SOUNDFILE_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif")
 FFMPEG_SUFFIXES = (".mp3", ".mp4", ".m4a", ".aac")
@@ -29,6 +38,8 @@ MUSDB_STREAMS = ("mixture", "drums", "bass", "other", "vocals")  # stream order 
 SILENCE_PEAK = 1e-5  # -100 dBFS: a peak below this is "all silent"
 CLIP_LEVEL = 0.999  # |x| at or above this counts as clipped
 RESAMPLE_QUALITY = "VHQ"
+MIN_VOCAL_DURATION_S = 0.5  # a vocal shorter than this is not tokenized or generated from (no phrase to follow)
+FFMPEG_DURATION_TOLERANCE_S = 0.1  # codec priming/padding: decoded vs declared duration
 
 
 class ClippingWarning(UserWarning):
@@ -44,7 +55,7 @@ def _ffprobe_streams(path: Path) -> list[dict]:
         raise AudioDecodeError(f"cannot read {path}: ffprobe/ffmpeg is not installed (apt-get install ffmpeg)")
     result = subprocess.run(
         ["ffprobe", "-v", "error", "-select_streams", "a", "-show_entries",
-         "stream=index,channels,sample_rate", "-of", "json", str(path)],
+         "stream=index,channels,sample_rate,duration", "-of", "json", str(path)],
         capture_output=True, text=True, check=False,
     )
     if result.returncode != 0:
@@ -68,6 +79,78 @@ def _ffmpeg_decode(path: Path, stream: int, channels: int) -> np.ndarray:
     return samples[: len(samples) // channels * channels].reshape(-1, channels).T.copy()
 
 
+def _riff_data_span(head: bytes, size: int) -> tuple[int, int] | None:
+    """(declared frames, frames present) of a RIFF/RF64 WAV, from `fmt ` and `data`, or None."""
+    import struct
+
+    block_align, ds64_data, offset = None, None, 12
+    while offset + 8 <= len(head):
+        chunk, length = head[offset:offset + 4], struct.unpack("<I", head[offset + 4:offset + 8])[0]
+        body = offset + 8
+        if chunk == b"ds64" and body + 16 <= len(head):
+            ds64_data = struct.unpack("<Q", head[body + 8:body + 16])[0]
+        elif chunk == b"fmt " and body + 14 <= len(head):
+            block_align = struct.unpack("<H", head[body + 12:body + 14])[0]
+        elif chunk == b"data":
+            if length == 0xFFFFFFFF and ds64_data is None:
+                return None  # a streaming writer's placeholder: no length was declared
+            if not block_align:
+                return None
+            declared = ds64_data if length == 0xFFFFFFFF else length
+            return declared // block_align, max(0, size - body) // block_align
+        offset = body + length + (length & 1)
+    return None
+
+
+def _aiff_data_span(head: bytes, size: int) -> tuple[int, int] | None:
+    """(declared frames, frames present) of an AIFF/AIFF-C, from `COMM` and `SSND`, or None."""
+    import struct
+
+    frames = bytes_per_frame = None
+    offset = 12
+    while offset + 8 <= len(head):
+        chunk, length = head[offset:offset + 4], struct.unpack(">I", head[offset + 4:offset + 8])[0]
+        body = offset + 8
+        if chunk == b"COMM" and body + 8 <= len(head):
+            channels, frames, bits = struct.unpack(">hIh", head[body:body + 8])
+            bytes_per_frame = channels * ((bits + 7) // 8)
+        elif chunk == b"SSND":
+            if not frames or not bytes_per_frame:
+                return None
+            return frames, max(0, size - body - 8) // bytes_per_frame
+        offset = body + length + (length & 1)
+    return None
+
+
+def _check_not_truncated(path: Path, frames_read: int, rate: int) -> None:
+    """`TruncatedAudioError` when the file's data ends before its header (or stream) says.
+
+    libsndfile returns whatever samples are there and says nothing, so the header is read here.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+        handle.seek(max(0, size - (1 << 16)))
+        tail = handle.read()
+    span = None
+    if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+        span = _riff_data_span(head, size)
+    elif head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        span = _aiff_data_span(head, size)
+    elif head[:4] == b"OggS":
+        last = tail.rfind(b"OggS")  # the last page must carry the end-of-stream flag (0x04)
+        if last < 0 or last + 5 >= len(tail) or not tail[last + 5] & 0x04:
+            raise TruncatedAudioError(
+                f"{path}: truncated: the Ogg stream has no end-of-stream page; only {frames_read} samples "
+                f"({frames_read / rate:.3f} s) could be decoded. Re-export or re-copy it")
+        return
+    if span is not None and span[1] < span[0]:
+        declared, present = span
+        raise TruncatedAudioError(
+            f"{path}: truncated: its data ends after {present} samples ({present / rate:.3f} s) "
+            f"but its header declares {declared} ({declared / rate:.3f} s). Re-export or re-copy it")
+
+
 def _read_native(path: Path, stream: int = 0) -> tuple[np.ndarray, int]:
     """float32 [channels, n] at the file's own rate."""
     if not path.is_file():
@@ -80,13 +163,20 @@ def _read_native(path: Path, stream: int = 0) -> tuple[np.ndarray, int]:
             data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
         except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
             raise AudioDecodeError(f"cannot read {path}: {error}") from error
+        _check_not_truncated(path, data.shape[0], int(rate))
         return data.T.copy(), int(rate)
     if suffix in FFMPEG_SUFFIXES:
         streams = _ffprobe_streams(path)
         if stream >= len(streams):
             raise AudioDecodeError(f"{path} has {len(streams)} audio streams, stream {stream} was asked for")
         info = streams[stream]
-        return _ffmpeg_decode(path, stream, int(info["channels"])), int(info["sample_rate"])
+        samples, rate = _ffmpeg_decode(path, stream, int(info["channels"])), int(info["sample_rate"])
+        declared_s = float(info.get("duration") or 0.0)
+        decoded_s = samples.shape[-1] / rate
+        if declared_s and decoded_s + FFMPEG_DURATION_TOLERANCE_S < declared_s:
+            raise TruncatedAudioError(f"{path}: truncated: stream {stream} decodes to {decoded_s:.3f} s but "
+                                      f"declares {declared_s:.3f} s. Re-export or re-copy it")
+        return samples, rate
     raise AudioDecodeError(f"cannot read {path}: unsupported format {suffix!r} "
                            f"(supported: {', '.join(SOUNDFILE_SUFFIXES + FFMPEG_SUFFIXES)})")
 
@@ -106,11 +196,13 @@ def read_audio(path: str | Path, sample_rate_hz: int | None = None, mono: bool =
     """Read a file -> (samples float32 [n] if mono else [channels, n], sample rate in Hz).
 
     With `sample_rate_hz`, the samples are resampled to it (soxr VHQ). For a `.stem.mp4`,
-    `stream` picks the MUSDB stream (0 = mixture; see `read_stems`).
+    `stream` picks the MUSDB stream (0 = mixture; see `read_stems`). A truncated file is a
+    `TruncatedAudioError`, NaN or Inf samples an `InvalidAudioError` (see the module docstring).
     """
     path = Path(path)
     samples, rate = _read_native(path, stream)
     samples = _to_layout(samples, path, mono)
+    _check_finite(samples, path)
     if sample_rate_hz is not None and sample_rate_hz != rate:
         samples, rate = resample(samples, rate, sample_rate_hz), sample_rate_hz
     return samples, rate
@@ -179,8 +271,30 @@ def samples_sha256(samples: np.ndarray, sample_rate_hz: int) -> str:
     return digest.hexdigest()
 
 
+def read_checked_audio(path: str | Path, sample_rate_hz: int | None = None, mono: bool = True,
+                       min_duration_s: float | None = None, allow_silent: bool = False,
+                       what: str = "", min_duration_reason: str = "minimum") -> tuple[np.ndarray, int]:
+    """`read_audio` + `check_audio`: the samples must also be non-silent (unless `allow_silent`)
+    and at least `min_duration_s` long. `what` (e.g. "vocal") prefixes the file in messages.
+    Clipping is not warned about here: `hafm data prepare` reports it once, where audio enters."""
+    samples, rate = read_audio(path, sample_rate_hz, mono)
+    name = f"{what} {path}" if what else path
+    checked = check_audio(samples, rate, name, min_duration_s=min_duration_s, allow_silent=allow_silent,
+                          min_duration_reason=min_duration_reason, warn_clipping=False)
+    return checked, rate
+
+
+def _check_finite(samples: np.ndarray, name) -> None:
+    finite = np.isfinite(samples)
+    if not finite.all():
+        bad = int((~finite).sum())
+        raise InvalidAudioError(f"{name}: {bad} samples are NaN or Inf (first at sample "
+                                f"{int(np.argwhere(~finite)[0][-1])}); the file or its decoder is broken")
+
+
 def check_audio(samples: np.ndarray, sample_rate_hz: int, name: str | Path,
-                min_duration_s: float | None = None, allow_silent: bool = False) -> np.ndarray:
+                min_duration_s: float | None = None, allow_silent: bool = False,
+                min_duration_reason: str = "excerpt", warn_clipping: bool = True) -> np.ndarray:
     """Return `samples` if usable, else `InvalidAudioError` naming `name`; `ClippingWarning` on clipping.
 
     Unusable: a layout other than [n] or [1 | 2, n], NaN or Inf, all silent (peak below
@@ -193,19 +307,15 @@ def check_audio(samples: np.ndarray, sample_rate_hz: int, name: str | Path,
                                 "or [channels, n] with 1 or 2 channels")
     if samples.shape[-1] == 0:
         raise InvalidAudioError(f"{name}: no samples")
-    finite = np.isfinite(samples)
-    if not finite.all():
-        bad = int((~finite).sum())
-        raise InvalidAudioError(f"{name}: {bad} samples are NaN or Inf (first at sample "
-                                f"{int(np.argwhere(~finite)[0][-1])}); the file or its decoder is broken")
+    _check_finite(samples, name)
     duration_s = samples.shape[-1] / sample_rate_hz
     if min_duration_s is not None and duration_s + 1e-9 < min_duration_s:
         raise InvalidAudioError(f"{name}: {duration_s:.2f} s long, shorter than the requested "
-                                f"{min_duration_s:g} s excerpt")
+                                f"{min_duration_s:g} s {min_duration_reason}")
     peak = float(np.abs(samples).max())
     if peak < SILENCE_PEAK and not allow_silent:
         raise InvalidAudioError(f"{name}: all silent (peak {peak:.2e}, below -100 dBFS)")
-    clipped = int((np.abs(samples) >= CLIP_LEVEL).sum())
+    clipped = int((np.abs(samples) >= CLIP_LEVEL).sum()) if warn_clipping else 0
     if clipped:
         message = f"{name}: {clipped} samples at full scale (|x| >= {CLIP_LEVEL}); the audio is probably clipped"
         warnings.warn(message, ClippingWarning, stacklevel=2)

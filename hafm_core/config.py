@@ -94,10 +94,37 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def check_device(name: str, source: str = "--device") -> str:
+    """`name` if torch can run on it here, else a `ConfigError` naming `source` and what is valid.
+
+    Accepted: `cpu`, `cuda` / `cuda:N` when that GPU is visible, `mps` when available.
+    """
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"{source}={name!r} is not a torch device; use cpu, cuda or cuda:N") from None
+    if device.type == "cpu":
+        return name
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"{source}={name!r}: no CUDA GPU is visible to torch; use cpu")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"{source}={name!r}: only {count} CUDA GPU(s) are visible (cuda:0..cuda:{count - 1})")
+        return name
+    if device.type == "mps" and torch.backends.mps.is_available():
+        return name
+    raise ConfigError(f"{source}={name!r} is not available on this machine; use cpu"
+                      + (" or cuda" if torch.cuda.is_available() else ""))
+
+
 def torch_device() -> str:
-    """`HAFM_DEVICE` if set, else `cuda` when a GPU is visible, else `cpu`."""
+    """`HAFM_DEVICE` if set (checked: `ConfigError` if torch cannot use it), else `cuda` when a
+    GPU is visible, else `cpu`."""
     if os.environ.get("HAFM_DEVICE"):
-        return os.environ["HAFM_DEVICE"]
+        return check_device(os.environ["HAFM_DEVICE"], "HAFM_DEVICE")
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"

@@ -24,6 +24,10 @@ class AudioDecodeError(AudioError):
     """The file cannot be read or decoded (missing, corrupt, unsupported)."""
 
 
+class TruncatedAudioError(AudioDecodeError):
+    """The file's sample data ends before its header (or container) says: a partial copy."""
+
+
 class InvalidAudioError(AudioError):
     """The samples are unusable: NaN/Inf, silent, too short, bad channel layout."""
 
@@ -32,5 +36,14 @@ class CheckpointError(HafmError):
     """A cascade checkpoint is missing, partial, corrupt or mismatched."""
 
 
+class WeightsError(HafmError):
+    """A weights file or folder is present but unusable: truncated, corrupt, wrong format."""
+
+
 class DatasetError(HafmError):
     """A dataset path holds no usable tracks or a manifest is malformed."""
+
+
+class OutputPathError(HafmError):
+    """An output path cannot be written: it is a file where a folder is needed, sits under a
+    file, is not writable, or exists and `--overwrite` was not given."""

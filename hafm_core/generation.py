@@ -55,22 +55,37 @@ def _file_stem(excerpt_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in excerpt_id)
 
 
+def output_paths(excerpt: Excerpt, out_dir: Path) -> tuple[Path, Path, Path]:
+    """(accompaniment wav, mix wav, JSON sidecar) that `generate_all` writes for `excerpt`."""
+    stem = _file_stem(excerpt.excerpt_id)
+    return out_dir / f"{stem}.wav", out_dir / "mix" / f"{stem}.wav", out_dir / f"{stem}.json"
+
+
+def read_vocals(excerpts: list[Excerpt]) -> list[tuple[Excerpt, np.ndarray, int]]:
+    """(excerpt, vocal float32 [n], rate) of each excerpt, every vocal checked before any is
+    generated from: not truncated, finite, not silent, at least `MIN_VOCAL_DURATION_S` long."""
+    from hafm_core.audio import MIN_VOCAL_DURATION_S, read_checked_audio
+
+    return [(e, *read_checked_audio(e.vocal, mono=True, what="vocal", min_duration_s=MIN_VOCAL_DURATION_S,
+                                    min_duration_reason="minimum for a vocal")) for e in excerpts]
+
+
 def generate_all(system, excerpts: list[Excerpt], out_dir: Path, seed: int, checkpoint: Path | None,
                  params, batch_size: int = 4, progress: bool = False) -> list[Path]:
     """Write accompaniment, mix and sidecar of every excerpt; returns the accompaniment paths."""
     from tqdm import tqdm
 
-    from hafm_core.audio import read_audio, write_audio
+    from hafm_core.audio import write_audio
     from hafm_core.checkpoint import cascade_hash
 
     for excerpt in excerpts:  # before any work: an output must never replace its own input
-        if (Path(out_dir) / f"{_file_stem(excerpt.excerpt_id)}.wav").resolve() == Path(excerpt.vocal).resolve():
+        if output_paths(excerpt, out_dir)[0].resolve() == Path(excerpt.vocal).resolve():
             raise ConfigError(f"the accompaniment of {excerpt.vocal} would replace the vocal itself: "
                               "choose another --out folder")
     is_cascade = hasattr(system, "generate_batch")
     stages = ("semantic", "coarse", "fine") if system.name == "three-stage" else ("semantic", "coarse")
     checkpoint_hash = cascade_hash(checkpoint, stages) if is_cascade else None
-    loaded = [(e, *read_audio(e.vocal, mono=True)) for e in excerpts]
+    loaded = read_vocals(excerpts)
     groups: dict[tuple[int, int], list] = defaultdict(list)  # (rate, length) -> excerpts
     for item in loaded:
         groups[(item[2], len(item[1]))].append(item)
@@ -88,15 +103,15 @@ def generate_all(system, excerpts: list[Excerpt], out_dir: Path, seed: int, chec
                     outputs = [system.generate(v, rate, seed=s, excerpt=e.accompaniment)
                                for (e, v, _), s in zip(chunk, seeds)]
                 for (excerpt, vocal, _), accompaniment, excerpt_seed_value in zip(chunk, outputs, seeds):
-                    stem = _file_stem(excerpt.excerpt_id)
-                    written.append(write_audio(out_dir / f"{stem}.wav", accompaniment, rate))
+                    accompaniment_path, mix_path, sidecar_path = output_paths(excerpt, out_dir)
+                    written.append(write_audio(accompaniment_path, accompaniment, rate))
                     mix = vocal + accompaniment
                     peak = float(np.abs(mix).max()) if len(mix) else 0.0
-                    write_audio(out_dir / "mix" / f"{stem}.wav", mix * (MIX_PEAK / peak) if peak > MIX_PEAK else mix, rate)
+                    write_audio(mix_path, mix * (MIX_PEAK / peak) if peak > MIX_PEAK else mix, rate)
                     sidecar = {"system": system.name, "excerpt": excerpt.excerpt_id, "vocal": str(excerpt.vocal),
                                "seed": excerpt_seed_value, "run_seed": seed, "checkpoint_hash": checkpoint_hash,
                                "sampling": params.to_dict() if is_cascade else None,
                                "sample_rate_hz": rate, "code_version": code_version(), **provenance}
-                    write_json_atomic(out_dir / f"{stem}.json", sidecar)
+                    write_json_atomic(sidecar_path, sidecar)
                 bar.update(len(chunk))
     return written

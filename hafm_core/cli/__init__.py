@@ -5,6 +5,10 @@ Modules are imported only when their command runs, so `hafm doctor` never pays f
 and commands that need Django (benchmark) live in the Django packages without `hafm_core`
 importing Django itself.
 
+Checks shared by every command run here, before the command's own code: a command with a
+`--device` option gets it (or `HAFM_DEVICE`) checked against the devices torch sees, so
+`--device cuda` on a machine without a GPU is one line and exit 2, not a traceback mid-run.
+
 Exit codes: 0 success, 1 a failed check (e.g. a regression), 2 bad usage, bad input or any
 other failure. Exit 1 is never used for a crash: `hafm regress` reads 1 as "regression".
 """
@@ -71,15 +75,35 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _check_device(args: argparse.Namespace) -> None:
+    """Resolve and check `args.device` (or HAFM_DEVICE) for commands that take `--device`."""
+    if "device" not in vars(args):
+        return
+    import os
+
+    from hafm_core.config import check_device
+
+    if args.device:
+        args.device = check_device(args.device, "--device")
+    elif os.environ.get("HAFM_DEVICE"):
+        args.device = check_device(os.environ["HAFM_DEVICE"], "HAFM_DEVICE")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(_requested_command(argv))
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_info:  # a usage error (printed as one line) returns 2 like any other
+        if exit_info.code in (0, None):  # --help
+            raise
+        return int(exit_info.code)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        _check_device(args)
         return int(args._run(args) or 0)
     except HafmError as error:
         print(f"hafm {args.command}: error: {error}", file=sys.stderr)

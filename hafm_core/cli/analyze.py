@@ -22,6 +22,14 @@ import json
 import sys
 from pathlib import Path
 
+from hafm_core.cli.args import (
+    check_output_file,
+    positive_int,
+    probability_open,
+    seed,
+    unit_interval,
+)
+
 HELP = "statistics and an offline report of a listening study (preferences.csv, ratings.csv)"
 
 
@@ -29,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("preferences", type=Path, help="preferences.csv export")
     parser.add_argument("--ratings", type=Path, help="ratings.csv export")
     parser.add_argument("--participants", type=Path, help="participants.csv export (screening, catch accuracy)")
-    parser.add_argument("--exclude-failed-catch", type=float, nargs="?", const=1.0, default=None,
+    parser.add_argument("--exclude-failed-catch", type=unit_interval, nargs="?", const=1.0, default=None,
                         metavar="MIN_ACCURACY",
                         help="exclude listeners whose catch-trial accuracy is below MIN_ACCURACY "
                              "(default when given without a value: 1.0, any failed catch trial)")
@@ -38,11 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--completed-only", action="store_true",
                         help="keep only listeners who completed the study (needs --participants)")
     parser.add_argument("--reference", default="ground-truth", help="reference system (default ground-truth)")
-    parser.add_argument("--margin", type=float, default=0.05, help="non-inferiority margin (default 0.05)")
-    parser.add_argument("--target-rate", type=float, default=0.55,
+    parser.add_argument("--margin", type=unit_interval, default=0.05, help="non-inferiority margin (default 0.05)")
+    parser.add_argument("--target-rate", type=probability_open, default=0.55,
                         help="preference rate the study should detect, for power (default 0.55)")
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (default 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--n-boot", type=positive_int, default=1000, help="bootstrap replicates (default 1000)")
+    parser.add_argument("--seed", type=seed, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--no-mixed-model", action="store_true", help="skip the mixed-effects model")
     parser.add_argument("--fad", type=Path, help="JSON with FAD per system for the paper comparison")
     parser.add_argument("--metrics", type=Path, nargs="+", metavar="METRICS_CSV",
@@ -55,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     output.add_argument("--html", type=Path, metavar="REPORT", help="write an offline HTML report")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --html REPORT")
 
 
 LABEL_COLUMNS = ("participant", "excerpt", "system", "system_left", "system_right", "chosen", "attribute",
@@ -127,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
     from analysis.stats.exclusions import ExclusionRules
     from analysis.stats.study import AnalysisOptions, analyze_study
 
+    if args.html:
+        check_output_file(args.html, overwrite=args.overwrite, what="--html")
     preferences = _read_csv(args.preferences, "preferences")
     ratings = _read_csv(args.ratings, "ratings") if args.ratings else None
     participants = _read_csv(args.participants, "participants") if args.participants else None

@@ -12,12 +12,9 @@ import math
 import os
 from pathlib import Path
 
-from hafm_core.errors import HafmError
-
-
-class OutputPathError(HafmError):
-    """An output path cannot be written: it is a file where a folder is needed, sits under a
-    file, is not writable, or exists and `--overwrite` was not given."""
+from hafm_core.errors import (
+    OutputPathError,  # defined with the other errors; commands import it here
+)
 
 
 def _number(text: str, kind=float) -> float:
@@ -28,6 +25,9 @@ def _number(text: str, kind=float) -> float:
     if kind is float and not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     return value
+
+
+MAX_SEED = 2**32 - 1  # numpy, scikit-learn and torch all accept seeds in [0, 2**32)
 
 
 def positive_int(text: str) -> int:
@@ -42,6 +42,40 @@ def nonnegative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 0")
     return value
+
+
+def seed(text: str) -> int:
+    """A random seed: a whole number in [0, 2**32 - 1]."""
+    value = _number(text, int)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number from 0 to {MAX_SEED}")
+    return value
+
+
+def int_at_least(minimum: int):
+    """A type accepting whole numbers >= `minimum` (e.g. bootstrap resamples >= 100)."""
+
+    def parse(text: str) -> int:
+        value = _number(text, int)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= {minimum}")
+        return value
+
+    parse.__name__ = f"int_at_least_{minimum}"
+    return parse
+
+
+def float_at_least(minimum: float):
+    """A type accepting finite numbers >= `minimum` (e.g. durations of at least one 40 ms unit)."""
+
+    def parse(text: str) -> float:
+        value = _number(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= {minimum:g}")
+        return value
+
+    parse.__name__ = f"float_at_least_{minimum:g}"
+    return parse
 
 
 def finite_float(text: str) -> float:
@@ -62,6 +96,14 @@ def nonnegative_float(text: str) -> float:
     return value
 
 
+def probability_open(text: str) -> float:
+    """A value strictly between 0 and 1 (e.g. a target preference rate)."""
+    value = _number(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0 and < 1")
+    return value
+
+
 def unit_interval(text: str) -> float:
     """A probability-like value in [0, 1]."""
     value = _number(text)
@@ -78,16 +120,30 @@ def open_unit_interval(text: str) -> float:
     return value
 
 
+def can_write_in(folder: Path) -> bool:
+    """True when a file can be created in `folder`: tried, not guessed from permission bits
+    (root ignores them; a read-only mount does not)."""
+    import tempfile
+
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".hafm-write-probe-", dir=folder)
+    except OSError:
+        return False
+    os.close(handle)
+    os.unlink(probe)
+    return True
+
+
 def _writable_parent(path: Path, what: str) -> None:
     """The nearest existing ancestor of `path` must be a writable folder."""
     parent = path.parent
-    while not parent.exists():
+    while not parent.exists() and not parent.is_symlink():
         if parent == parent.parent:
             break
         parent = parent.parent
     if parent.exists() and not parent.is_dir():
         raise OutputPathError(f"{what} {path}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not can_write_in(parent):
         raise OutputPathError(f"{what} {path}: folder {parent} is not writable")
 
 
@@ -110,8 +166,32 @@ def check_output_dir(path: Path, *, what: str = "output folder") -> Path:
     if path.exists():
         if not path.is_dir():
             raise OutputPathError(f"{what} {path} is a file, not a folder")
-        if not os.access(path, os.W_OK | os.X_OK):
+        if not can_write_in(path):
             raise OutputPathError(f"{what} {path} is not writable")
         return path
     _writable_parent(path, what)
     return path
+
+
+def check_cache_dir(use_cache: bool = True) -> None:
+    """`HAFM_CACHE_DIR` must be a writable folder (or creatable) when a command caches; the
+    error says how to fix it or to pass `--no-cache`."""
+    from hafm_core.config import cache_dir
+
+    if not use_cache:
+        return
+    try:
+        check_output_dir(cache_dir(), what="HAFM_CACHE_DIR")
+    except OutputPathError as error:
+        raise OutputPathError(f"{error}; set HAFM_CACHE_DIR to a writable folder"
+                              " (or pass --no-cache where the command has it)") from None
+
+
+def refuse_existing(paths, overwrite: bool, what: str) -> list[Path]:
+    """The paths of `paths` that exist; `OutputPathError` naming them unless `overwrite`."""
+    existing = [Path(p) for p in paths if Path(p).exists()]
+    if existing and not overwrite:
+        shown = ", ".join(str(p) for p in existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+        raise OutputPathError(f"{what} would replace {len(existing)} existing file(s) ({shown}); "
+                              "pass --overwrite to replace them or choose another --out")
+    return existing

@@ -10,6 +10,8 @@ import shutil
 import subprocess
 import sys
 
+from hafm_core.cli.args import positive_float
+
 HELP = "report versions, compute devices, services, ffmpeg and model weights"
 
 _PACKAGES = ("torch", "transformers", "django", "celery", "kombu", "numpy", "scipy", "librosa")
@@ -17,7 +19,7 @@ _PACKAGES = ("torch", "transformers", "django", "celery", "kombu", "numpy", "sci
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for each service")
+    parser.add_argument("--timeout", type=positive_float, default=3.0, help="seconds to wait for each service")
 
 
 def _versions() -> dict:

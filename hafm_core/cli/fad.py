@@ -12,6 +12,8 @@ import importlib
 import json
 import sys
 
+from hafm_core.cli.args import check_cache_dir, positive_float, positive_int, seed
+
 HELP = "Frechet Audio Distance between two folders of audio (locally or on Celery workers)"
 
 
@@ -22,12 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", help="embedder protocol, e.g. vggish-torchvggish (default: the first)")
     parser.add_argument("--ci", action="store_true", help="95%% jackknife confidence interval over songs")
     parser.add_argument("--fad-inf", action="store_true", help="also FAD-inf (subsets without replacement)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of FAD-inf subsets (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of FAD-inf subsets (default 0)")
     parser.add_argument("--device", help="torch device (default HAFM_DEVICE, else cuda when available)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     parser.add_argument("--distributed", action="store_true", help="run shards on Celery workers")
-    parser.add_argument("--shard-files", type=int, default=16, help="files per shard with --distributed")
-    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait with --distributed")
+    parser.add_argument("--shard-files", type=positive_int, default=16, help="files per shard with --distributed")
+    parser.add_argument("--timeout", type=positive_float, default=3600.0, help="seconds to wait with --distributed")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -78,6 +80,7 @@ def format_report(data: dict) -> str:
 
 
 def run(args) -> int:
+    check_cache_dir(not args.no_cache)
     data = _run_distributed(args) if args.distributed else _run_local(args)
     print(json.dumps(data) if args.json else format_report(data))
     return 0

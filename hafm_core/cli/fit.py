@@ -19,6 +19,8 @@ import json
 import sys
 from pathlib import Path
 
+from hafm_core.cli.args import check_cache_dir, check_output_file, positive_int, seed
+
 HELP = "rhythm and harmony fit of accompaniments to vocals, over two folders paired by file name"
 
 
@@ -26,13 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("vocals", help="folder of vocal excerpts")
     parser.add_argument("accompaniments", help="folder of accompaniments, same file names as the vocals")
     parser.add_argument("--device", help="torch device for CREPE (default HAFM_DEVICE, else cuda when available)")
-    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--seed", type=seed, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--csv", type=Path, metavar="METRICS_CSV",
                         help="also write the metrics in long format (excerpt, system, metric, value) "
                              "for `hafm analyze --metrics`")
     parser.add_argument("--system", help="system column of --csv (default: the accompaniments folder's name)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing METRICS_CSV")
 
 
 METRICS_CSV_COLUMNS = ("excerpt", "system", "metric", "value")
@@ -90,6 +93,9 @@ def run(args) -> int:
     from hafm_core.fit import DEFAULT_CONFIG, fit_path_pairs, pair_folders, summarize
     from hafm_core.provenance import code_version
 
+    check_cache_dir()  # librosa's compiled-code cache lives under HAFM_CACHE_DIR
+    if args.csv:
+        check_output_file(args.csv, overwrite=args.overwrite, what="--csv")
     pairing = pair_folders(args.vocals, args.accompaniments)
     if not pairing.pairs:
         raise DatasetError(f"no file name of {args.vocals} matches one of {args.accompaniments} "

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from hafm_core.cli.args import check_cache_dir, int_at_least, nonnegative_float, seed
+
 HELP = "Regression gate: is a candidate's FAD worse than a baseline's beyond a margin? (exit 1 if so)"
 
 
@@ -17,12 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--candidate", required=True, help="folder of the new checkpoint's audio, or a run")
     parser.add_argument("--baseline", required=True, help="folder of the reference checkpoint's audio, or a run")
     parser.add_argument("--background", required=True, help="folder of real accompaniments")
-    parser.add_argument("--max-relative-increase", type=float, default=0.05,
+    parser.add_argument("--max-relative-increase", type=nonnegative_float, default=0.05,
                         help="allowed FAD increase as a fraction of the baseline's (default 0.05)")
     parser.add_argument("--embedder", default="vggish", help="logmel, vggish, encodec or crepe (default vggish)")
     parser.add_argument("--protocol", help="embedder protocol (default: the embedder's first)")
-    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--resamples", type=int_at_least(100), default=1000, help="bootstrap resamples (default 1000)")
+    parser.add_argument("--seed", type=seed, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--device", help="torch device (default HAFM_DEVICE, else cuda when available)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -43,18 +45,17 @@ def format_verdict(data: dict) -> str:
 def run(args) -> int:
     import sys
 
-    from hafm_core.errors import ConfigError
     from hafm_core.fad.cache import EmbeddingCache
     from hafm_core.fad.embedders import load_embedder
     from hafm_core.fad.regression import check_regression, resolve_set
 
-    if args.max_relative_increase < 0 or args.resamples < 100:
-        raise ConfigError("--max-relative-increase must be >= 0 and --resamples >= 100")
+    check_cache_dir(not args.no_cache)
     background = resolve_set(args.background, "background")
     candidate = resolve_set(args.candidate, "candidate")
     baseline = resolve_set(args.baseline, "baseline")
     embedder = load_embedder(args.embedder, args.protocol, args.device)
-    print(f"hafm regress: embedding with {embedder.protocol} ...", file=sys.stderr)
+    if not args.json:  # --json: stderr carries errors only
+        print(f"hafm regress: embedding with {embedder.protocol} ...", file=sys.stderr)
     verdict = check_regression(background, candidate, baseline, embedder,
                                cache=None if args.no_cache else EmbeddingCache(),
                                max_relative_increase=args.max_relative_increase,

@@ -44,6 +44,8 @@ class ExcerptRecord:
 
 
 _FIELDS = {field.name for field in dataclasses.fields(ExcerptRecord)}
+_TYPES = {field.name: (int, float) if field.type in ("float", float) else int if field.type in ("int", int) else str
+          for field in dataclasses.fields(ExcerptRecord)}
 
 
 def write_manifest(path: str | Path, records: list[ExcerptRecord]) -> Path:
@@ -66,10 +68,42 @@ def read_manifest(path: str | Path) -> list[ExcerptRecord]:
             data = json.loads(line)
         except json.JSONDecodeError as error:
             raise DatasetError(f"{path}:{number}: not JSON ({error.msg})") from error
-        missing = _FIELDS - set(data) if isinstance(data, dict) else _FIELDS
-        if missing:
-            raise DatasetError(f"{path}:{number}: record lacks {', '.join(sorted(missing))}")
-        records.append(ExcerptRecord(**{k: data[k] for k in _FIELDS}))
+        if not isinstance(data, dict):
+            raise DatasetError(f"{path}:{number}: expected a JSON object, got {type(data).__name__}")
+        check_record_types(path, number, data, _TYPES)
+        record = ExcerptRecord(**{k: data[k] for k in _FIELDS})
+        _check_values(path, number, record)
+        records.append(record)
     if not records:
         raise DatasetError(f"manifest {path} lists no excerpts")
     return records
+
+
+def _check_values(path: Path, number: int, record: ExcerptRecord) -> None:
+    import math
+
+    for name in ("start_s", "duration_s"):
+        value = getattr(record, name)
+        if not math.isfinite(value) or value < 0 or (name == "duration_s" and value == 0):
+            raise DatasetError(f"{path}:{number}: field {name!r} is {value}, expected a finite number "
+                               + ("> 0" if name == "duration_s" else ">= 0"))
+    if record.sample_rate_hz <= 0:
+        raise DatasetError(f"{path}:{number}: field 'sample_rate_hz' is {record.sample_rate_hz}, expected > 0")
+    for name in ("vocal_path", "accompaniment_path"):
+        if not getattr(record, name):
+            raise DatasetError(f"{path}:{number}: field {name!r} is empty")
+
+
+def check_record_types(path: Path, number: int, data: dict, types: dict) -> None:
+    """`DatasetError` naming the first missing field or the first field of the wrong JSON type."""
+    missing = sorted(set(types) - set(data))
+    if missing:
+        raise DatasetError(f"{path}:{number}: record lacks {', '.join(missing)}")
+    for name, expected in types.items():
+        value = data[name]
+        kinds = expected if isinstance(expected, tuple) else (expected,)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            wanted = " or ".join("number" if k in (int, float) else "string" if k is str else k.__name__
+                                 for k in kinds)
+            raise DatasetError(f"{path}:{number}: field {name!r} is {json.dumps(value)[:60]}, "
+                               f"expected a {wanted}")

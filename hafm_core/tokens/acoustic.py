@@ -27,7 +27,7 @@ from hafm_core import constants
 from hafm_core.config import torch_device
 from hafm_core.errors import ConfigError
 from hafm_core.provenance import sha256_tree
-from hafm_core.tokens.loading import ENCODEC_SOURCE, require_model_folder
+from hafm_core.tokens.loading import ENCODEC_SOURCE, load_pretrained, require_model_folder
 from hafm_core.tokens.tensors import as_audio_batch, as_input_kind
 
 DEFAULT_CHUNK_S = 30.0
@@ -64,9 +64,9 @@ class AcousticTokenizer:
         """Load a local folder written by `save_pretrained` (no network: `local_files_only`)."""
         from transformers import EncodecModel
 
-        folder = require_model_folder(path, ENCODEC_SOURCE)
-        model = EncodecModel.from_pretrained(folder, local_files_only=True)
-        return cls(model, sha256_tree(folder), device or torch_device(), chunk_s)
+        model = load_pretrained(EncodecModel, path, ENCODEC_SOURCE)
+        return cls(model, sha256_tree(require_model_folder(path, ENCODEC_SOURCE)), device or torch_device(),
+                   chunk_s)
 
     def num_frames(self, n_samples: int) -> int:
         """T_a for n samples at 24 kHz: ceil(n / 320)."""

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from hafm_core.data.files import atomic_output, write_bytes_atomic
+from hafm_core.data.manifest import check_record_types
 from hafm_core.errors import DatasetError
 from hafm_core.provenance import sha256_bytes
 
@@ -82,9 +84,13 @@ def save_tokens(path: str | Path, tokens: ExcerptTokens) -> Path:
 
 def load_tokens(path: str | Path) -> ExcerptTokens:
     try:
-        with np.load(path) as data:
-            return ExcerptTokens(**{f.name: data[f.name] for f in dataclasses.fields(ExcerptTokens)})
-    except (OSError, KeyError, ValueError) as error:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {f.name: data[f.name] for f in dataclasses.fields(ExcerptTokens)}
+        for name, array in arrays.items():
+            if not np.issubdtype(array.dtype, np.integer):
+                raise ValueError(f"array {name} holds {array.dtype}, expected int64 ids")
+        return ExcerptTokens(**arrays)
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, AttributeError) as error:
         raise DatasetError(f"token file {path} is unreadable or incomplete ({error}); delete it and rerun "
                            "`hafm tokenize`") from error
 
@@ -99,8 +105,32 @@ def read_index(cache_dir: str | Path, split: str | None = None) -> list[TokenInd
     path = Path(cache_dir) / INDEX_NAME
     if not path.is_file():
         raise DatasetError(f"{path} does not exist; run `hafm tokenize MANIFEST --out {cache_dir}`")
-    entries = [TokenIndexEntry(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{path} cannot be read as UTF-8 text ({error})") from error
+    entries = [_index_entry(path, number, line) for number, line in enumerate(text.splitlines(), start=1)
+               if line.strip()]
     return [e for e in entries if split is None or e.split == split]
+
+
+_INDEX_TYPES = {"excerpt_id": str, "track": str, "split": str, "duration_s": (int, float), "key": str,
+                "file": str}
+
+
+def _index_entry(path: Path, number: int, line: str) -> TokenIndexEntry:
+    """One line of tokens.jsonl, checked: a `DatasetError` names the line and the field."""
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DatasetError(f"{path}:{number}: not JSON ({error.msg}); rerun `hafm tokenize`") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path}:{number}: expected a JSON object, got {type(data).__name__}")
+    check_record_types(path, number, data, _INDEX_TYPES)
+    entry = TokenIndexEntry(**{name: data[name] for name in _INDEX_TYPES})
+    if Path(entry.file).is_absolute() or ".." in Path(entry.file).parts:
+        raise DatasetError(f"{path}:{number}: field 'file' must be a path inside the cache, got {entry.file!r}")
+    return entry
 
 
 def load_split(cache_dir: str | Path, split: str) -> list[tuple[TokenIndexEntry, ExcerptTokens]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hafm_core.errors import MissingWeightsError
+from hafm_core.errors import MissingWeightsError, WeightsError
 
 HUBERT_SOURCE = "facebook/hubert-base-ls960"
 ENCODEC_SOURCE = "facebook/encodec_24khz"
@@ -43,3 +43,34 @@ def require_file(path: str | Path, what: str) -> Path:
     if not path.is_file():
         raise MissingWeightsError(f"{path} does not exist; expected {what}")
     return path
+
+
+def load_pretrained(model_class, path: str | Path, public_model: str):
+    """`model_class.from_pretrained(path)` from the local folder only, quietly (no progress
+    bars on stderr); a truncated or corrupt folder is a `WeightsError` naming it."""
+    from safetensors import SafetensorError
+    from transformers.utils import logging as hf_logging
+
+    folder = require_model_folder(path, public_model)
+    hf_logging.disable_progress_bar()
+    try:
+        return model_class.from_pretrained(folder, local_files_only=True)
+    except (SafetensorError, OSError, ValueError, RuntimeError, KeyError, EOFError) as error:
+        raise _corrupt(folder, public_model, error) from error
+
+
+def _corrupt(folder: Path, public_model: str, error: Exception) -> WeightsError:
+    first_line = (str(error).strip().splitlines() or [""])[0][:200]
+    return WeightsError(f"model folder {folder} is truncated or corrupt ({type(error).__name__}: {first_line}); "
+                        f"copy {public_model} (saved with save_pretrained()) there again")
+
+
+def load_npy(path: str | Path, what: str):
+    """`numpy.load` of a weights array; a truncated or foreign file is a `WeightsError`."""
+    import numpy as np
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise WeightsError(f"{path} is truncated or not a .npy array ({str(error).splitlines()[0][:160]}); "
+                           f"expected {what}") from error

@@ -6,7 +6,12 @@ Per excerpt (24 kHz mono wavs from `hafm data prepare`):
    sigma 0.01 seeded by the excerpt's content hash, the accompaniment without noise;
 3. accompaniment at 24 kHz -> EnCodec codes [8, T_a];
 4. checked: T_a == 3 T_s / 2, then written atomically to the cache.
-Excerpts of equal length are batched. Files already in the cache are skipped (resumable).
+Excerpts of equal length are batched. Files already in the cache are skipped (resumable);
+one that cannot be read (a copy cut short) is tokenized again.
+
+The vocal must be usable (`hafm_core.audio`): not truncated, finite, not silent, at least
+`MIN_VOCAL_DURATION_S` long; the accompaniment may be silent. An existing cache whose index
+lists excerpts this run would drop or tokens of other weights is refused unless `overwrite`.
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from hafm_core import constants
-from hafm_core.audio import read_audio, resample, samples_sha256
+from hafm_core.audio import MIN_VOCAL_DURATION_S, read_checked_audio, resample, samples_sha256
 from hafm_core.data.manifest import ExcerptRecord, read_manifest
-from hafm_core.errors import DatasetError
+from hafm_core.errors import DatasetError, OutputPathError
 from hafm_core.tokens import cache
 from hafm_core.tokens.alignment import (
     ACOUSTIC_FRAMES_PER_UNIT,
@@ -44,6 +49,7 @@ class TokenizeResult:
     n_tokenized: int
     n_skipped: int  # already in the cache
     tokenizer_hash: str
+    replaced: str | None = None  # what an `overwrite` replaced in the index
 
 
 def noise_seed(record: ExcerptRecord) -> int:
@@ -54,9 +60,13 @@ def noise_seed(record: ExcerptRecord) -> int:
 def load_excerpt(record: ExcerptRecord, manifest_dir: Path, verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(vocal, accompaniment): float32 [n] at 24 kHz, cut to whole 40 ms units."""
     pair = []
-    for path, expected in ((record.vocal_file(manifest_dir), record.vocal_sha256),
-                           (record.accompaniment_file(manifest_dir), record.accompaniment_sha256)):
-        samples, rate = read_audio(path)
+    for path, expected, what in ((record.vocal_file(manifest_dir), record.vocal_sha256, "vocal"),
+                                 (record.accompaniment_file(manifest_dir), record.accompaniment_sha256,
+                                  "accompaniment")):
+        is_vocal = what == "vocal"
+        samples, rate = read_checked_audio(path, what=what, allow_silent=not is_vocal,
+                                           min_duration_s=MIN_VOCAL_DURATION_S if is_vocal else None,
+                                           min_duration_reason="minimum for a vocal")
         if verify and samples_sha256(samples, rate) != expected:
             raise DatasetError(f"{path} changed since the manifest was written (sha256 mismatch); "
                                "rerun `hafm data prepare`")
@@ -98,9 +108,41 @@ def _batches(records: list[ExcerptRecord], manifest_dir: Path, batch_size: int
             yield (chunk, np.stack([v[:length] for v, _ in pairs]), np.stack([a[:length] for _, a in pairs]))
 
 
+def _is_cached(path: Path) -> bool:
+    """True when a token file is there and readable (a truncated one is redone)."""
+    if not path.is_file():
+        return False
+    try:
+        cache.load_tokens(path)
+    except DatasetError as error:
+        log.warning("%s; tokenizing it again", error)
+        return False
+    return True
+
+
+def index_conflict(out_dir: Path, keys: dict[str, str]) -> str | None:
+    """What writing an index of `keys` (excerpt id -> cache key) over `out_dir`'s would lose:
+    None when the old index is absent or a subset of the new one (a resumed run)."""
+    if not (out_dir / cache.INDEX_NAME).exists():
+        return None
+    old = cache.read_index(out_dir)
+    other_weights = sum(1 for e in old if e.excerpt_id in keys and keys[e.excerpt_id] != e.key)
+    dropped = sum(1 for e in old if e.excerpt_id not in keys)
+    parts = []
+    if other_weights:
+        parts.append(f"{other_weights} excerpts tokenized with other weights (another tokenizer hash)")
+    if dropped:
+        parts.append(f"{dropped} excerpts that are not in this manifest")
+    return f"an index of {len(old)} excerpts, " + " and ".join(parts) if parts else None
+
+
 def tokenize_manifest(manifest_path: str | Path, out_dir: str | Path, semantic, acoustic,
-                      batch_size: int = 8, progress: bool = False) -> TokenizeResult:
-    """Tokenize every excerpt of a manifest into `out_dir/tokens/` and write `out_dir/tokens.jsonl`."""
+                      batch_size: int = 8, progress: bool = False, overwrite: bool = False) -> TokenizeResult:
+    """Tokenize every excerpt of a manifest into `out_dir/tokens/` and write `out_dir/tokens.jsonl`.
+
+    An index in `out_dir` that this one would not extend (other weights, other excerpts) is an
+    `OutputPathError` unless `overwrite`; then `TokenizeResult.replaced` says what it held.
+    """
     from tqdm import tqdm
 
     manifest_path = Path(manifest_path)
@@ -109,7 +151,16 @@ def tokenize_manifest(manifest_path: str | Path, out_dir: str | Path, semantic, 
     out_dir = Path(out_dir)
     tok_hash = cache.tokenizer_hash(semantic.weights_hash, acoustic.weights_hash, constants.VOCAL_NOISE_SIGMA)
     keys = {r.excerpt_id: cache.cache_key(r.content_sha256, tok_hash) for r in records}
-    pending = [r for r in records if not cache.token_file(out_dir, keys[r.excerpt_id]).is_file()]
+    try:
+        replaced = index_conflict(out_dir, keys)
+    except DatasetError:
+        if not overwrite:
+            raise
+        replaced = "an unreadable index"
+    if replaced and not overwrite:
+        raise OutputPathError(f"token cache {out_dir} holds {replaced}; pass --overwrite to replace its "
+                              "index or choose another --out")
+    pending = [r for r in records if not _is_cached(cache.token_file(out_dir, keys[r.excerpt_id]))]
     with tqdm(total=len(records), initial=len(records) - len(pending), desc="tokenize", unit="excerpt",
               disable=not progress) as bar:
         for chunk, vocals, accompaniments in _batches(pending, manifest_dir, batch_size):
@@ -121,7 +172,7 @@ def tokenize_manifest(manifest_path: str | Path, out_dir: str | Path, semantic, 
                                      cache.token_file(out_dir, keys[r.excerpt_id]).relative_to(out_dir).as_posix())
                for r in records]
     index = cache.write_index(out_dir, entries)
-    return TokenizeResult(index, len(records), len(pending), len(records) - len(pending), tok_hash)
+    return TokenizeResult(index, len(records), len(pending), len(records) - len(pending), tok_hash, replaced)
 
 
 def fit_kmeans_on_manifest(manifest_path: str | Path, semantic_features, out_path: str | Path,

@@ -31,7 +31,13 @@ from hafm_core.config import torch_device
 from hafm_core.data.files import atomic_output, write_json_atomic
 from hafm_core.errors import ConfigError, DatasetError
 from hafm_core.provenance import sha256_bytes, sha256_file, sha256_tree
-from hafm_core.tokens.loading import HUBERT_SOURCE, require_file, require_model_folder
+from hafm_core.tokens.loading import (
+    HUBERT_SOURCE,
+    load_npy,
+    load_pretrained,
+    require_file,
+    require_model_folder,
+)
 from hafm_core.tokens.tensors import as_audio_batch, as_input_kind
 
 log = logging.getLogger(__name__)
@@ -74,7 +80,7 @@ class SemanticTokenizer:
         from transformers import HubertModel
 
         folder = require_model_folder(hubert_path, HUBERT_SOURCE)
-        model = HubertModel.from_pretrained(folder, local_files_only=True)
+        model = load_pretrained(HubertModel, folder, HUBERT_SOURCE)
         return cls(model, layer, device or torch_device(), sha256_tree(folder))
 
     @classmethod
@@ -90,8 +96,10 @@ class SemanticTokenizer:
         hubert_hash = sha256_tree(folder)
         kmeans_hash = sha256_file(kmeans_path)
         check_kmeans_sidecar(kmeans_path, kmeans_hash, layer, hubert_hash)
-        model = HubertModel.from_pretrained(folder, local_files_only=True)
-        return cls(model, layer, device or torch_device(), hubert_hash, np.load(kmeans_path), kmeans_hash)
+        centroids = load_npy(kmeans_path, "k-means centroids float32 [K, D]; refit them with "
+                             "`hafm tokenize MANIFEST --fit-kmeans --overwrite`")
+        model = load_pretrained(HubertModel, folder, HUBERT_SOURCE)
+        return cls(model, layer, device or torch_device(), hubert_hash, centroids, kmeans_hash)
 
     @property
     def weights_hash(self) -> str:

@@ -129,3 +129,57 @@ def test_check_audio_rejects_too_short_and_warns_on_clipping():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_audio(_tone(), 44_100, "fine.wav", min_duration_s=1.0)
+
+
+# ---- truncated data: libsndfile returns what is there without a word; the header is read
+
+
+@pytest.mark.parametrize("fmt,subtype,suffix", [("WAV", "PCM_16", ".wav"), ("WAV", "FLOAT", ".wav"),
+                                                ("WAV", "PCM_24", ".wav"), ("AIFF", "PCM_16", ".aiff")])
+def test_data_ending_before_the_header_says_is_an_error_naming_both_lengths(tmp_path, fmt, subtype, suffix):
+    from hafm_core.errors import TruncatedAudioError
+
+    path = tmp_path / f"cut{suffix}"
+    soundfile.write(str(path), _tone(2.0, 24_000), 24_000, subtype=subtype, format=fmt)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    present = soundfile.info(str(path)).frames  # what libsndfile would silently hand over
+    assert 0 < present < 48_000
+    with pytest.raises(TruncatedAudioError, match=rf"cut{suffix}: truncated: its data ends after {present} "
+                                                  r"samples .* declares 48000 \(2\.000 s\)"):
+        read_audio(path)
+
+
+def test_truncated_ogg_is_an_error_and_a_whole_one_reads(tmp_path):
+    from hafm_core.errors import TruncatedAudioError
+
+    path = tmp_path / "clip.ogg"
+    rng = np.random.default_rng(0)
+    noisy = (_tone(4.0, 24_000) + 0.05 * rng.standard_normal(96_000)).astype(np.float32)
+    soundfile.write(str(path), noisy, 24_000, format="OGG", subtype="VORBIS")
+    assert read_audio(path)[0].shape == (96_000,)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 4 // 5])
+    with pytest.raises(TruncatedAudioError, match="no end-of-stream page"):
+        read_audio(path)
+
+
+def test_a_streaming_writers_placeholder_length_is_not_called_truncated(tmp_path):
+    """Writers that stream to a pipe put 0xFFFFFFFF in the data size: no length was declared."""
+    path = tmp_path / "streamed.wav"
+    soundfile.write(str(path), _tone(1.0, 16_000), 16_000, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    at = data.index(b"data")
+    data[at + 4:at + 8] = b"\xff\xff\xff\xff"
+    path.write_bytes(bytes(data))
+    assert read_audio(path)[0].shape == (16_000,)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_samples_are_refused_at_read_time(tmp_path, bad):
+    path = tmp_path / "bad.wav"
+    samples = _tone(1.0, 16_000)
+    samples[100] = bad
+    soundfile.write(str(path), samples, 16_000, subtype="FLOAT")
+    with pytest.raises(InvalidAudioError, match=r"bad.wav: 1 samples are NaN or Inf \(first at sample 100\)"):
+        read_audio(path, sample_rate_hz=24_000)  # before resampling spreads the NaN
