@@ -73,12 +73,16 @@ def sign_flips(n_songs: int, n_permutations: int, seed: int) -> np.ndarray:
     return rng.integers(0, 2, size=(n_permutations, n_songs)).astype(np.float64)
 
 
-def permutation_differences(background: SongMoments, candidate: Sequence[np.ndarray],
-                            baseline: Sequence[np.ndarray], flips: np.ndarray) -> tuple[float, float, np.ndarray]:
-    """Observed `FAD_c`, `FAD_b` and `FAD_c - FAD_b` under each row of swaps `flips` [B, S]."""
+def _check_paired(candidate: Sequence[np.ndarray], baseline: Sequence[np.ndarray]) -> None:
     if len(candidate) != len(baseline):
         raise UnpairedSetsError(f"candidate has {len(candidate)} songs and baseline {len(baseline)}: "
                                 "a paired comparison needs the same songs")
+
+
+def permutation_differences(background: SongMoments, candidate: Sequence[np.ndarray],
+                            baseline: Sequence[np.ndarray], flips: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """Observed `FAD_c`, `FAD_b` and `FAD_c - FAD_b` under each row of swaps `flips` [B, S]."""
+    _check_paired(candidate, baseline)
     both = SongMoments.from_songs(list(candidate) + list(baseline), "candidate and baseline")
     reference = full_gaussian(background)
     n = len(candidate)
@@ -98,12 +102,17 @@ def regression_gate(background: Sequence[np.ndarray], candidate: Sequence[np.nda
     background: float [T_j, D] per real song; candidate, baseline: float [T_i, D] per song,
     the i-th of each generated for the same song.
     """
+    _check_paired(candidate, baseline)
     bg = SongMoments.from_songs(list(background), "background")
-    fad_c, fad_b, null = permutation_differences(bg, candidate, baseline,
-                                             sign_flips(len(candidate), n_permutations, seed))
+    # Swapping two identical clips changes nothing: leave them in place, so that a system
+    # compared with itself gives null values bit-equal to the observed difference (with
+    # fewer frames than dimensions, rounding in the square root of a rank-deficient
+    # covariance is ~1e-8 relative and would otherwise decide the ties).
+    swappable = np.array([not np.array_equal(c, b) for c, b in zip(candidate, baseline)], dtype=np.float64)
+    flips = sign_flips(len(candidate), n_permutations, seed) * swappable
+    fad_c, fad_b, null = permutation_differences(bg, candidate, baseline, flips)
     observed = fad_c - fad_b
-    # A swap that changes nothing (equal clips) must count as "as extreme": rounding only.
-    tolerance = 1e-9 * max(fad_c, fad_b, 1e-300)
+    tolerance = 1e-12 * max(fad_c, fad_b, 1e-300)  # rounding only
     p_value = (1 + int(np.sum(null >= observed - tolerance))) / (1 + n_permutations)
     fad_b_inf = jackknife(bg, SongMoments.from_songs(list(baseline), "baseline")).bias_corrected
     delta = float(np.quantile(null, 1 - alpha)) + scipy_stats.norm.ppf(POWER) * float(np.std(null))
