@@ -130,18 +130,23 @@ def maybe_reduce(result_id, broker_url: str | None = None) -> bool:
     return True
 
 
-def _songs(shards: list[FadShard], protocol: str) -> list:
-    """Per-file embeddings of the shards, read back from the embedding cache (for the CI)."""
+def _songs(shards: list[FadShard], result: FadResult) -> list:
+    """Per-file embeddings of the shards, read back from the embedding cache (for the CI).
+
+    An entry missing or discarded as corrupt is embedded again, provided the file still has
+    the content the shard measured (same cache key); otherwise the job must be run again.
+    """
     cache = EmbeddingCache()
     songs = []
     for shard in shards:
+        dim = EmbeddingStats.from_json(shard.stats).dim
         for record in shard.files:
-            embeddings = cache.get(record["cache_key"], protocol)
+            embeddings = cache.get(record["cache_key"], result.protocol, dim)
             if embeddings is None:
-                raise HafmError(
-                    f"embeddings of {record['path']} are not in the cache at {cache.root}: the CI needs "
-                    "workers and the reduce step to share HAFM_CACHE_DIR"
-                )
+                (again,) = embed_files([record["path"]], _embedder(result.embedder, result.protocol), cache)
+                if again.cache_key != record["cache_key"]:
+                    raise HafmError(f"{record['path']} changed since its shard was embedded; run the job again")
+                embeddings = again.embeddings
             songs.append(embeddings)
     return songs
 
@@ -162,7 +167,7 @@ def reduce(result_id) -> FadResult:
     try:
         stats = {side: merge_all([EmbeddingStats.from_json(s.stats) for s in group])
                  for side, group in by_side.items()}
-        songs = ({side: _songs(group, result.protocol) for side, group in by_side.items()}
+        songs = ({side: _songs(group, result) for side, group in by_side.items()}
                  if result.with_ci else {})
         report = report_from_stats(
             stats[FadShard.Side.BACKGROUND], stats[FadShard.Side.EVAL], embedder_info=shards[0].embedder_info,

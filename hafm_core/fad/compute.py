@@ -62,8 +62,8 @@ def embed_files(paths: Sequence[str | Path], embedder: Embedder, cache: Embeddin
         batch = [Path(p) for p in paths[start:start + batch_files]]
         hashes = [sha256_file(path) for path in batch]
         keys = [EmbeddingCache.key(digest, embedder) for digest in hashes]
-        found = [cache.get(key, embedder.protocol) if cache else None for key in keys]
-        missing = [i for i, value in enumerate(found) if value is None or value.shape[1:] != (embedder.dim,)]
+        found = [cache.get(key, embedder.protocol, embedder.dim) if cache else None for key in keys]
+        missing = [i for i, value in enumerate(found) if value is None]
         clips = [read_clip(batch[i], embedder.sample_rate_hz) for i in missing]
         for i, clip, embeddings in zip(missing, clips, embedder.embed_batch(clips)):
             found[i] = _checked_embeddings(batch[i], embeddings, embedder, len(clip))
