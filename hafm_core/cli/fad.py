@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--distributed", action="store_true", help="run shards on Celery workers")
     parser.add_argument("--shard-files", type=int, default=16, help="files per shard with --distributed")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait with --distributed")
+    parser.add_argument("--compare-with", metavar="REPORT.json",
+                        help="a previous `hafm fad --json` report: compare at equal n, else on FAD-inf "
+                             "(needs --ci on both); other protocols or n without FAD-inf are an error")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -66,7 +69,12 @@ def format_report(data: dict) -> str:
     lines = [f"FAD {data['fad']:.4f}  ({data['embedder']}, protocol {data['protocol']}, {data['mode']})"]
     ci = data.get("ci")
     if ci:
-        lines.append(f"95% CI {ci['low']:.4f} to {ci['high']:.4f} ({ci['method']})")
+        lines.append(f"95% CI of {ci['quantity']}: {ci['low']:.4f} to {ci['high']:.4f} ({ci['method']}); "
+                     "it does not cover the true, n-free FAD")
+    inf_ci = data.get("fad_inf_ci")
+    if inf_ci:
+        lines.append(f"95% CI of {inf_ci['quantity']}: {inf_ci['estimate']:.4f}, {inf_ci['low']:.4f} to "
+                     f"{inf_ci['high']:.4f} ({inf_ci['method']})")
     inf = data.get("fad_inf")
     if inf:
         lines.append(f"FAD-inf {inf['value']:.4f} (slope {inf['slope']:.3f}, R^2 {inf['r_squared']:.3f}, "
@@ -74,10 +82,32 @@ def format_report(data: dict) -> str:
     lines.append(f"background {data['n_background']} files ({data['n_background_frames']} frames), "
                  f"eval {data['n_eval']} files ({data['n_eval_frames']} frames); compare FADs only at equal n")
     lines.append(f"weights {data['weights_hash'][:12]}, code {data['code_version']}")
+    comparison = data.get("comparison")
+    if comparison:
+        lines.append(f"against the previous report, on {comparison['on']}: {comparison['current']:.4f} vs "
+                     f"{comparison['previous']:.4f} ({comparison['difference']:+.4f})")
     return "\n".join(lines)
 
 
+def _previous_report(path: str) -> dict:
+    from hafm_core.errors import DatasetError
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise DatasetError(f"--compare-with {path}: cannot read a `hafm fad --json` report ({error})") from None
+    if not isinstance(data, dict) or not {"fad", "protocol", "n_background", "n_eval"} <= data.keys():
+        raise DatasetError(f"--compare-with {path}: not a `hafm fad --json` report")
+    return data
+
+
 def run(args) -> int:
+    from hafm_core.fad.compare import compare_reports
+
+    previous = _previous_report(args.compare_with) if args.compare_with else None
     data = _run_distributed(args) if args.distributed else _run_local(args)
+    if previous is not None:
+        data["comparison"] = compare_reports(data, previous)
     print(json.dumps(data) if args.json else format_report(data))
     return 0
