@@ -42,8 +42,12 @@ def _embedder(name: str, protocol: str):
 
 def start_fad(background: str, evaluation: str, embedder: str, protocol: str | None = None, *,
               with_ci: bool = False, with_fad_inf: bool = False, seed: int = 0, shard_files: int = 16,
-              queue: str | None = None, broker_url: str | None = None) -> FadResult:
-    """Create the job and send its shards. Bad folders raise before anything is written."""
+              queue: str | None = None, broker_url: str | None = None, send: bool = True) -> FadResult:
+    """Create the job and (with `send`) send its shards. Bad folders raise before anything is written.
+
+    With send=False the caller dispatches (`send_pending_shards`) and handles a broker that
+    refuses the tasks; the job rows are committed either way, so it can be resumed.
+    """
     from django.conf import settings
 
     if shard_files < 1:
@@ -60,8 +64,18 @@ def start_fad(background: str, evaluation: str, embedder: str, protocol: str | N
             queue=queue or settings.CELERY_TASK_DEFAULT_QUEUE, n_shards=len(shards))
         FadShard.objects.bulk_create(FadShard(result=result, side=side, index=index, paths=paths)
                                      for side, index, paths in shards)
-        transaction.on_commit(lambda: send_pending_shards(result.id, broker_url))
+        if send:
+            transaction.on_commit(lambda: send_pending_shards(result.id, broker_url))
     return result
+
+
+UNDISPATCHED = "the broker did not take this job's tasks"
+
+
+def mark_undispatched(result_id, reason: str) -> None:
+    """Record on a still-active job that its tasks never reached the broker (resume re-sends them)."""
+    FadResult.objects.filter(id=result_id, status__in=FadResult.ACTIVE).update(
+        error=f"{UNDISPATCHED} ({reason})"[:4000])
 
 
 def _send(task, args: list, queue: str, broker_url: str | None) -> None:
@@ -80,6 +94,8 @@ def send_pending_shards(result_id, broker_url: str | None = None) -> int:
 
     result = FadResult.objects.get(id=result_id)
     pending = list(result.shards.filter(status=FadShard.Status.PENDING).values_list("id", flat=True))
+    if result.error.startswith(UNDISPATCHED):  # sending again; a refusal marks it again
+        FadResult.objects.filter(id=result_id, error=result.error).update(error="")
     for shard_id in pending:
         _send(embed_shard, [shard_id], result.queue, broker_url)
     if not pending:

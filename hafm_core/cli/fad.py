@@ -16,8 +16,10 @@ HELP = "Frechet Audio Distance between two folders of audio (locally or on Celer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("background", help="folder of reference audio (real accompaniments)")
-    parser.add_argument("eval", help="folder of audio to measure (generated accompaniments)")
+    parser.add_argument("background", nargs="?", help="folder of reference audio (real accompaniments)")
+    parser.add_argument("eval", nargs="?", help="folder of audio to measure (generated accompaniments)")
+    parser.add_argument("--resume", metavar="JOB",
+                        help="re-send the missing shards of distributed FAD job JOB and wait for it")
     parser.add_argument("--embedder", default="vggish", help="logmel, vggish, encodec or crepe (default vggish)")
     parser.add_argument("--protocol", help="embedder protocol, e.g. vggish-torchvggish (default: the first)")
     parser.add_argument("--ci", action="store_true", help="95%% jackknife confidence interval over songs")
@@ -26,8 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="torch device (default HAFM_DEVICE, else cuda when available)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     parser.add_argument("--distributed", action="store_true", help="run shards on Celery workers")
-    parser.add_argument("--shard-files", type=int, default=16, help="files per shard with --distributed")
+    parser.add_argument("--shard-files", type=int, default=8,
+                        help="files per shard with --distributed (default 8: a shard, one task, must "
+                             "finish well inside the broker's visibility timeout, 300 s by default)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait with --distributed")
+    parser.add_argument("--stall", type=float, default=600.0,
+                        help="with --distributed, give up (saying why) after this many seconds without "
+                             "progress (default 600)")
     parser.add_argument("--compare-with", metavar="REPORT.json",
                         help="a previous `hafm fad --json` report: compare at equal n, else on FAD-inf "
                              "(needs --ci on both); other protocols or n without FAD-inf are an error")
@@ -59,10 +66,12 @@ def _run_local(args) -> dict:
 def _run_distributed(args) -> dict:
     # The Django side is imported only here: hafm_core stays free of Django.
     client = importlib.import_module("evalsite.fad_client")
+    if args.resume:
+        return client.resume_and_wait(args.resume, args.timeout, _progress_bar, args.stall)
     return client.run_and_wait(args.background, args.eval, args.embedder, args.protocol,
                                with_ci=args.ci or args.fad_inf, with_fad_inf=args.fad_inf,
                                seed=args.seed, shard_files=args.shard_files, timeout_s=args.timeout,
-                               progress_bar=_progress_bar)
+                               progress_bar=_progress_bar, stall_s=args.stall)
 
 
 def format_report(data: dict) -> str:
@@ -103,8 +112,13 @@ def _previous_report(path: str) -> dict:
 
 
 def run(args) -> int:
+    from hafm_core.errors import ConfigError
     from hafm_core.fad.compare import compare_reports
 
+    if args.resume is None and (args.background is None or args.eval is None):
+        raise ConfigError("give BACKGROUND and EVAL folders, or --resume JOB")
+    if args.resume is not None and (args.background is not None or not args.distributed):
+        raise ConfigError("--resume JOB takes no folders and needs --distributed")
     previous = _previous_report(args.compare_with) if args.compare_with else None
     data = _run_distributed(args) if args.distributed else _run_local(args)
     if previous is not None:
