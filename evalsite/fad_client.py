@@ -63,27 +63,44 @@ def _dispatch(job_id) -> None:
             f"the job is saved: once the broker is up, run `hafm fad --resume {job_id}`") from None
 
 
-def workers_on(queue: str, timeout_s: float = 2.0) -> list[str]:
-    """Names of the live workers consuming `queue` (a broadcast `active_queues` over the broker)."""
+def workers_on(queue: str, broker_url: str | None = None, timeout_s: float = 5.0, tries: int = 2) -> list[str]:
+    """Names of the live workers consuming `queue` (a broadcast `active_queues` over the broker).
+
+    A solo-pool worker answers between tasks only, so a worker busy with a long shard can be
+    missed: the caller says so.
+    """
+    from celery import Celery
+
     from evalsite.celery import app
 
-    replies = app.control.inspect(timeout=timeout_s).active_queues() or {}
-    return sorted(name for name, queues in replies.items() if any(q.get("name") == queue for q in queues))
+    # The broadcast goes through the app's producer pool, i.e. its default broker: for another
+    # broker, a throwaway app bound to it (same control exchange) asks the question.
+    if broker_url is not None and broker_url != app.conf.broker_url:
+        app = Celery("hafm-fad-client", broker=broker_url, set_as_current=False,
+                     control_exchange=app.conf.control_exchange)
+    for _ in range(tries):
+        replies = app.control.inspect(timeout=timeout_s).active_queues() or {}
+        names = sorted(name for name, queues in replies.items() if any(q.get("name") == queue for q in queues))
+        if names:
+            return names
+    return []
 
 
-def diagnose(result: FadResult, done: int, total: int, stalled_s: float) -> str:
+def diagnose(result: FadResult, done: int, total: int, stalled_s: float, broker_url: str | None = None) -> str:
     """Why a job is not finishing: no worker on its queue, or workers there but no progress."""
-    workers = workers_on(result.queue)
+    workers = workers_on(result.queue, broker_url)
     where = f"FAD job {result.id}: {done}/{total} files embedded, status {result.status}"
     if not workers:
-        return (f"{where}; no worker is consuming queue {result.queue!r}. Start one with: celery -A evalsite "
+        return (f"{where}; no worker is consuming queue {result.queue!r} (none answered; a worker busy "
+                f"with a long shard answers only between tasks). Start one with: celery -A evalsite "
                 f"worker --pool solo --concurrency 1 -Q {result.queue}, then `hafm fad --resume {result.id}`")
     return (f"{where}; worker(s) {', '.join(workers)} consume queue {result.queue!r} but the job made no "
             f"progress for {stalled_s:.0f} s: a shard was lost or is waiting for redelivery after the "
             f"broker's visibility timeout. Re-send it with `hafm fad --resume {result.id}`")
 
 
-def wait(job_id, timeout_s: float, progress_bar, stall_s: float | None = None) -> dict:
+def wait(job_id, timeout_s: float, progress_bar, stall_s: float | None = None,
+         broker_url: str | None = None) -> dict:
     """Poll the job until done; on timeout (or no progress for `stall_s`), say why."""
     stall_s = timeout_s if stall_s is None else stall_s
     started = last_change = time.monotonic()
@@ -101,5 +118,5 @@ def wait(job_id, timeout_s: float, progress_bar, stall_s: float | None = None) -
             if result.status == FadResult.Status.FAILED:
                 raise DistributedFadError(f"FAD job {result.id} failed: {result.error}")
             if now - started > timeout_s or now - last_change > stall_s:
-                raise DistributedFadError(diagnose(result, done, total, now - last_change))
+                raise DistributedFadError(diagnose(result, done, total, now - last_change, broker_url))
             time.sleep(POLL_S)

@@ -178,23 +178,30 @@ def test_a_killed_shard_is_resumed_and_the_client_tells_stalled_from_absent(
     worker.kill()  # SIGKILL mid-shard
     blocked.unlink()
     blocked.write_bytes(original)
-    app.conf.broker_url = broker_url  # the client's broadcasts go to this broker
     # No worker on the queue: the client says so (not "stalled").
     with pytest.raises(fad_client.DistributedFadError, match="no worker is consuming queue"):
-        fad_client.wait(result.id, timeout_s=30, progress_bar=no_bar, stall_s=2)
+        fad_client.wait(result.id, timeout_s=30, progress_bar=no_bar, stall_s=2, broker_url=broker_url)
     restarted = celery_worker_factory(broker_url, queue=worker.queue, env=env)
-    if broker == "redis":
-        # Redis keeps the killed shard's message invisible for the visibility timeout: a live
-        # worker, no progress -> the client says the job stalled and how to resume it.
-        with pytest.raises(fad_client.DistributedFadError, match=r"consume queue .* no progress"):
-            fad_client.wait(result.id, timeout_s=30, progress_bar=no_bar, stall_s=3)
-    # (RabbitMQ hands the unacknowledged message back at once: the job may already be moving.)
+    # A job whose tasks were lost (never sent here) while a worker idles on its queue: the client
+    # names the worker and says the job stalled, rather than "no worker".
+    lost = fad_services.start_fad(str(background), str(evaluation), "logmel", shard_files=4,
+                                  queue=worker.queue, send=False)
+    with pytest.raises(fad_client.DistributedFadError) as stalled:
+        fad_client.wait(lost.id, timeout_s=60, progress_bar=no_bar, stall_s=3, broker_url=broker_url)
+    assert "no progress" in str(stalled.value) and restarted.queue in str(stalled.value)
+    assert f"hafm fad --resume {lost.id}" in str(stalled.value)
     cli_env = {**os.environ, **env, "CELERY_BROKER_URL": broker_url, "HAFM_CELERY_QUEUE": worker.queue,
                "DATABASE_URL": current_database_url()}
+    # Resume both: the killed shard is re-sent (or was handed back by the broker: RabbitMQ does
+    # at once) and counted once; the lost job's shards are sent.
     resumed, _ = fad_cli(["--resume", str(result.id), "--distributed", "--json", "--stall", "120"], cli_env)
-    assert resumed["fad"] == pytest.approx(local.fad, rel=1e-9), restarted.log()[-2000:]
+    recovered, _ = fad_cli(["--resume", str(lost.id), "--distributed", "--json", "--stall", "120"], cli_env)
+    # Workers run single-threaded BLAS (OMP_NUM_THREADS=1), this process does not: float32
+    # embeddings differ in the last bits, which rank-deficient covariances amplify to ~1e-8.
+    assert recovered["fad"] == pytest.approx(local.fad, rel=1e-6)
+    assert resumed["fad"] == pytest.approx(recovered["fad"], rel=1e-9), restarted.log()[-2000:]
     assert (resumed["n_eval"], resumed["n_eval_frames"]) == (8, local.n_eval_frames)  # nothing twice
-    assert resumed["ci"]["low"] == pytest.approx(local.ci.low, rel=1e-9)
+    assert resumed["ci"]["low"] == pytest.approx(local.ci.low, rel=1e-6)
 
 
 def test_a_broker_that_refuses_the_tasks_leaves_a_resumable_job(audio_sets, tmp_path, monkeypatch, eager_tasks):
