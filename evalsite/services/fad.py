@@ -42,8 +42,12 @@ def _embedder(name: str, protocol: str):
 
 def start_fad(background: str, evaluation: str, embedder: str, protocol: str | None = None, *,
               with_ci: bool = False, with_fad_inf: bool = False, seed: int = 0, shard_files: int = 16,
-              queue: str | None = None, broker_url: str | None = None) -> FadResult:
-    """Create the job and send its shards. Bad folders raise before anything is written."""
+              queue: str | None = None, broker_url: str | None = None, send: bool = True) -> FadResult:
+    """Create the job and (with `send`) send its shards. Bad folders raise before anything is written.
+
+    With send=False the caller dispatches (`send_pending_shards`) and handles a broker that
+    refuses the tasks; the job rows are committed either way, so it can be resumed.
+    """
     from django.conf import settings
 
     if shard_files < 1:
@@ -60,8 +64,18 @@ def start_fad(background: str, evaluation: str, embedder: str, protocol: str | N
             queue=queue or settings.CELERY_TASK_DEFAULT_QUEUE, n_shards=len(shards))
         FadShard.objects.bulk_create(FadShard(result=result, side=side, index=index, paths=paths)
                                      for side, index, paths in shards)
-        transaction.on_commit(lambda: send_pending_shards(result.id, broker_url))
+        if send:
+            transaction.on_commit(lambda: send_pending_shards(result.id, broker_url))
     return result
+
+
+UNDISPATCHED = "the broker did not take this job's tasks"
+
+
+def mark_undispatched(result_id, reason: str) -> None:
+    """Record on a still-active job that its tasks never reached the broker (resume re-sends them)."""
+    FadResult.objects.filter(id=result_id, status__in=FadResult.ACTIVE).update(
+        error=f"{UNDISPATCHED} ({reason})"[:4000])
 
 
 def _send(task, args: list, queue: str, broker_url: str | None) -> None:
@@ -80,6 +94,8 @@ def send_pending_shards(result_id, broker_url: str | None = None) -> int:
 
     result = FadResult.objects.get(id=result_id)
     pending = list(result.shards.filter(status=FadShard.Status.PENDING).values_list("id", flat=True))
+    if result.error.startswith(UNDISPATCHED):  # sending again; a refusal marks it again
+        FadResult.objects.filter(id=result_id, error=result.error).update(error="")
     for shard_id in pending:
         _send(embed_shard, [shard_id], result.queue, broker_url)
     if not pending:
@@ -130,18 +146,23 @@ def maybe_reduce(result_id, broker_url: str | None = None) -> bool:
     return True
 
 
-def _songs(shards: list[FadShard], protocol: str) -> list:
-    """Per-file embeddings of the shards, read back from the embedding cache (for the CI)."""
+def _songs(shards: list[FadShard], result: FadResult) -> list:
+    """Per-file embeddings of the shards, read back from the embedding cache (for the CI).
+
+    An entry missing or discarded as corrupt is embedded again, provided the file still has
+    the content the shard measured (same cache key); otherwise the job must be run again.
+    """
     cache = EmbeddingCache()
     songs = []
     for shard in shards:
+        dim = EmbeddingStats.from_json(shard.stats).dim
         for record in shard.files:
-            embeddings = cache.get(record["cache_key"], protocol)
+            embeddings = cache.get(record["cache_key"], result.protocol, dim)
             if embeddings is None:
-                raise HafmError(
-                    f"embeddings of {record['path']} are not in the cache at {cache.root}: the CI needs "
-                    "workers and the reduce step to share HAFM_CACHE_DIR"
-                )
+                (again,) = embed_files([record["path"]], _embedder(result.embedder, result.protocol), cache)
+                if again.cache_key != record["cache_key"]:
+                    raise HafmError(f"{record['path']} changed since its shard was embedded; run the job again")
+                embeddings = again.embeddings
             songs.append(embeddings)
     return songs
 
@@ -162,7 +183,7 @@ def reduce(result_id) -> FadResult:
     try:
         stats = {side: merge_all([EmbeddingStats.from_json(s.stats) for s in group])
                  for side, group in by_side.items()}
-        songs = ({side: _songs(group, result.protocol) for side, group in by_side.items()}
+        songs = ({side: _songs(group, result) for side, group in by_side.items()}
                  if result.with_ci else {})
         report = report_from_stats(
             stats[FadShard.Side.BACKGROUND], stats[FadShard.Side.EVAL], embedder_info=shards[0].embedder_info,

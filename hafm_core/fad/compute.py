@@ -20,7 +20,13 @@ from hafm_core.fad.errors import EmbeddingShapeError, TooFewFilesError
 from hafm_core.fad.files import list_audio_files, read_clip
 from hafm_core.fad.songs import SongMoments
 from hafm_core.fad.stats import EmbeddingStats, merge_all
-from hafm_core.fad.uncertainty import FadInfinity, Interval, fad_infinity, jackknife_interval
+from hafm_core.fad.uncertainty import (
+    FadInfinity,
+    Interval,
+    fad_inf_interval,
+    fad_infinity,
+    jackknife_interval,
+)
 from hafm_core.provenance import code_version, sha256_file
 
 Progress = Callable[[int], None]  # called with the number of files just finished
@@ -62,8 +68,8 @@ def embed_files(paths: Sequence[str | Path], embedder: Embedder, cache: Embeddin
         batch = [Path(p) for p in paths[start:start + batch_files]]
         hashes = [sha256_file(path) for path in batch]
         keys = [EmbeddingCache.key(digest, embedder) for digest in hashes]
-        found = [cache.get(key, embedder.protocol) if cache else None for key in keys]
-        missing = [i for i, value in enumerate(found) if value is None or value.shape[1:] != (embedder.dim,)]
+        found = [cache.get(key, embedder.protocol, embedder.dim) if cache else None for key in keys]
+        missing = [i for i, value in enumerate(found) if value is None]
         clips = [read_clip(batch[i], embedder.sample_rate_hz) for i in missing]
         for i, clip, embeddings in zip(missing, clips, embedder.embed_batch(clips)):
             found[i] = _checked_embeddings(batch[i], embeddings, embedder, len(clip))
@@ -104,14 +110,16 @@ class FadReport:
     seed: int
     background: str
     eval: str
-    ci: Interval | None = None
+    ci: Interval | None = None  # of the FAD at these n (the plug-in's expectation), not the true FAD
     ci_standard_error: float | None = None
+    fad_inf_ci: Interval | None = None  # of the n-free FAD (jackknife bias-corrected)
     fad_inf: FadInfinity | None = None
 
     def to_json(self) -> dict:
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        data["ci"] = self.ci.to_json() if self.ci else None
-        data["fad_inf"] = self.fad_inf.to_json() if self.fad_inf else None
+        for name in ("ci", "fad_inf_ci", "fad_inf"):
+            value = getattr(self, name)
+            data[name] = value.to_json() if value else None
         return data
 
 
@@ -129,11 +137,12 @@ def report_from_stats(background: EmbeddingStats, evaluation: EmbeddingStats, *,
             raise TooFewFilesError(f"{label} set {background_path if label == 'background' else eval_path}: "
                                    f"{n} files and {stats.count} frames; FAD needs at least two of each")
     fad = frechet_distance(background.mean, background.covariance, evaluation.mean, evaluation.covariance)
-    ci = se = infinity = None
+    ci = se = infinity = inf_ci = None
     if background_songs is not None and eval_songs is not None:
         bg_moments = SongMoments.from_songs(background_songs, "background")
         ev_moments = SongMoments.from_songs(eval_songs, "eval")
         ci, se = jackknife_interval(bg_moments, ev_moments)
+        inf_ci = fad_inf_interval(bg_moments, ev_moments)
         if with_fad_inf:
             infinity = fad_infinity(bg_moments, ev_moments, seed=seed)
     return FadReport(
@@ -142,7 +151,7 @@ def report_from_stats(background: EmbeddingStats, evaluation: EmbeddingStats, *,
         embedder=embedder_info["embedder"], protocol=embedder_info["protocol"], dim=embedder_info["dim"],
         weights_hash=embedder_info["weights_hash"], embedder_code_hash=embedder_info["embedder_code_hash"],
         code_version=code_version(), seed=seed, background=background_path, eval=eval_path,
-        ci=ci, ci_standard_error=se, fad_inf=infinity,
+        ci=ci, ci_standard_error=se, fad_inf_ci=inf_ci, fad_inf=infinity,
     )
 
 

@@ -5,7 +5,8 @@ and resampling them would understate the spread.
 - Jackknife (two-sample, delete one song; Arvesen 1969): the standard error of one FAD.
 - Paired bootstrap: the same resampled songs for two systems give the CI of their difference
   and of the relative change, which is what a regression verdict must use.
-- FAD-inf (Chung et al.): FAD(n) = FAD_inf + k / n fitted over subsets of n eval songs drawn
+- FAD-inf (Chong & Forsyth 2020, "Effectively Unbiased FID and Inception Score and where to
+  find them"; adapted to audio by fadtk): FAD(n) = FAD_inf + k / n fitted over subsets of n eval songs drawn
   without replacement with a fixed seed, reporting slope and R^2 of the fit.
 The background set is the fixed reference in the bootstrap and FAD-inf; the jackknife
 deletes songs from both sets.
@@ -31,34 +32,81 @@ class Interval:
     high: float
     confidence: float
     method: str
+    quantity: str = ""  # what the interval covers, e.g. "FAD at n_background=50, n_eval=50"
 
     def to_json(self) -> dict:
         return {"estimate": self.estimate, "low": self.low, "high": self.high,
-                "confidence": self.confidence, "method": self.method}
+                "confidence": self.confidence, "method": self.method, "quantity": self.quantity}
 
 
 def _leave_one_out(n: int) -> np.ndarray:
     return 1.0 - np.eye(n)
 
 
-def jackknife_interval(background: SongMoments, evaluation: SongMoments,
-                       confidence: float = 0.95) -> tuple[Interval, float]:
-    """Delete-one-song jackknife over both sets; returns (interval, standard error).
+@dataclass(frozen=True)
+class Jackknife:
+    """Delete-one-song jackknife of the plug-in FAD over both sets.
 
-    The variance is the sum of the two one-sample jackknife variances
-    `(n - 1) / n * sum_i (theta_(-i) - mean)^2`; the interval is normal around the full FAD.
+    estimate: the plug-in FAD at these sizes; standard_error: the square root of the sum of the
+    two one-sample jackknife variances `(n - 1) / n * sum_i (theta_(-i) - mean)^2`;
+    bias_corrected: `theta - sum_sets (n - 1) * (mean_i theta_(-i) - theta)` (Quenouille), which
+    removes the bias terms of order 1/n of each set, i.e. the `k / n` of FAD(n) = FAD_inf + k / n:
+    an estimate of the n-free FAD.
     """
+
+    estimate: float
+    standard_error: float
+    bias_corrected: float
+    n_background: int
+    n_eval: int
+
+
+def jackknife(background: SongMoments, evaluation: SongMoments) -> Jackknife:
     ref_bg, ref_ev = full_gaussian(background), full_gaussian(evaluation)
     estimate = float(distances_for_weights(ref_bg, evaluation, np.ones((1, evaluation.n_songs)))[0])
-    variance = 0.0
+    variance, bias = 0.0, 0.0
     for reference, moments in ((ref_bg, evaluation), (ref_ev, background)):
         n = moments.n_songs
         values = distances_for_weights(reference, moments, _leave_one_out(n))
         variance += (n - 1) / n * float(np.sum((values - values.mean()) ** 2))
-    se = variance ** 0.5
-    z = float(scipy_stats.norm.ppf(0.5 + confidence / 2))
-    return Interval(estimate, max(estimate - z * se, 0.0), estimate + z * se, confidence,
-                    "jackknife (delete one song, both sets)"), se
+        bias += (n - 1) * (float(values.mean()) - estimate)
+    return Jackknife(estimate, variance ** 0.5, estimate - bias, background.n_songs, evaluation.n_songs)
+
+
+def _z(confidence: float) -> float:
+    return float(scipy_stats.norm.ppf(0.5 + confidence / 2))
+
+
+def jackknife_interval(background: SongMoments, evaluation: SongMoments,
+                       confidence: float = 0.95) -> tuple[Interval, float]:
+    """CI of the FAD *at these set sizes* (the expected plug-in FAD at n), not of the true FAD.
+
+    Normal interval around the plug-in FAD with the jackknife standard error; returns
+    (interval, standard error). The plug-in FAD is biased upward by 1/n, so this interval
+    does not cover the n-free FAD: see `fad_inf_interval` for that.
+    """
+    jk = jackknife(background, evaluation)
+    z = _z(confidence)
+    return Interval(jk.estimate, max(jk.estimate - z * jk.standard_error, 0.0),
+                    jk.estimate + z * jk.standard_error, confidence,
+                    "jackknife (delete one song, both sets)",
+                    f"FAD at n_background={jk.n_background}, n_eval={jk.n_eval}"), jk.standard_error
+
+
+def fad_inf_interval(background: SongMoments, evaluation: SongMoments,
+                     confidence: float = 0.95) -> Interval:
+    """CI of the n-free FAD: jackknife bias-corrected estimate +- z * jackknife standard error.
+
+    Its coverage of the true FAD of two known Gaussians is checked by simulation in the tests
+    and in `benchmarks/fad_intervals.py`. The lower end is not clipped at 0 (the estimate of a
+    small FAD can be negative; clipping would hide that).
+    """
+    jk = jackknife(background, evaluation)
+    z = _z(confidence)
+    return Interval(jk.bias_corrected, jk.bias_corrected - z * jk.standard_error,
+                    jk.bias_corrected + z * jk.standard_error, confidence,
+                    "jackknife bias-corrected (delete one song, both sets)",
+                    "FAD-inf (n-free)")
 
 
 def bootstrap_weights(n_songs: int, n_resamples: int, seed: int) -> np.ndarray:
@@ -161,7 +209,7 @@ def subset_sizes(n_songs: int, n_points: int) -> list[int]:
 
 def fad_infinity(background: SongMoments, evaluation: SongMoments, n_points: int = 8,
                  repeats: int = 4, seed: int = 0) -> FadInfinity:
-    """Extrapolate FAD to infinitely many eval songs (Chung et al.), whole songs, no replacement."""
+    """Extrapolate FAD to infinitely many eval songs (Chong & Forsyth 2020), whole songs, no replacement."""
     rng = np.random.default_rng(seed)
     reference = full_gaussian(background)
     n = evaluation.n_songs
@@ -184,9 +232,9 @@ def fad_infinity(background: SongMoments, evaluation: SongMoments, n_points: int
                        repeats, seed)
 
 
-def paired_moments(songs_a: dict[str, np.ndarray], songs_b: dict[str, np.ndarray],
-                   labels: tuple[str, str]) -> tuple[SongMoments, SongMoments, list[str]]:
-    """Moments of two systems' songs matched by name (same order); unmatched names are an error."""
+def paired_names(songs_a: dict[str, np.ndarray], songs_b: dict[str, np.ndarray],
+                 labels: tuple[str, str]) -> list[str]:
+    """The song names of two systems, sorted; names found in one system only are an error."""
     only_a = sorted(set(songs_a) - set(songs_b))
     only_b = sorted(set(songs_b) - set(songs_a))
     if only_a or only_b:
@@ -196,6 +244,12 @@ def paired_moments(songs_a: dict[str, np.ndarray], songs_b: dict[str, np.ndarray
         if only_b:
             parts.append(f"only in {labels[1]}: {', '.join(only_b[:5])}{' ...' if len(only_b) > 5 else ''}")
         raise UnpairedSetsError("songs are paired by file name, but " + "; ".join(parts))
-    names = sorted(songs_a)
+    return sorted(songs_a)
+
+
+def paired_moments(songs_a: dict[str, np.ndarray], songs_b: dict[str, np.ndarray],
+                   labels: tuple[str, str]) -> tuple[SongMoments, SongMoments, list[str]]:
+    """Moments of two systems' songs matched by name (same order); unmatched names are an error."""
+    names = paired_names(songs_a, songs_b, labels)
     return (SongMoments.from_songs([songs_a[k] for k in names], labels[0]),
             SongMoments.from_songs([songs_b[k] for k in names], labels[1]), names)

@@ -71,32 +71,48 @@ def test_missing_vggish_weights_say_where_to_put_them(tmp_path, audio_sets, monk
     assert "vggish-10086976.pth" in capsys.readouterr().err
 
 
+def regress_argv(audio_sets, candidate, baseline, *extra):
+    return ["regress", "--candidate", str(audio_sets[candidate]), "--baseline", str(audio_sets[baseline]),
+            "--background", str(audio_sets["background"]), "--embedder", "logmel", *extra]
+
+
 def test_regress_passes_a_system_against_itself(audio_sets, capsys):
-    code, data, _ = run_json(capsys, ["regress", "--candidate", str(audio_sets["eval"]),
-                                      "--baseline", str(audio_sets["eval"]),
-                                      "--background", str(audio_sets["background"]),
-                                      "--embedder", "logmel", "--json", "--resamples", "200"])
+    code, data, _ = run_json(capsys, regress_argv(audio_sets, "eval", "eval", "--json"))
     assert code == 0 and data["passed"] is True and data["verdict"] == "pass"
-    assert data["difference"]["low"] == data["difference"]["high"] == 0.0
+    assert data["difference"] == 0.0 and data["p_value"] == 1.0
     assert data["fad_candidate"] == data["fad_baseline"]
 
 
 def test_regress_fails_a_clearly_worse_candidate(audio_sets, capsys):
-    code = main(["regress", "--candidate", str(audio_sets["noisy"]), "--baseline", str(audio_sets["eval"]),
-                 "--background", str(audio_sets["background"]), "--embedder", "logmel", "--resamples", "200"])
+    code = main(regress_argv(audio_sets, "noisy", "eval"))
     out = capsys.readouterr().out
     assert code == 1
     assert out.startswith("REGRESSION: candidate FAD")
-    assert "difference +" in out and "95% CI" in out
+    assert "difference +" in out and "one-sided p = " in out
 
 
-def test_regress_passes_a_better_candidate_and_refuses_a_negative_margin(audio_sets, capsys):
-    argv = ["regress", "--candidate", str(audio_sets["eval"]), "--baseline", str(audio_sets["noisy"]),
-            "--background", str(audio_sets["background"]), "--embedder", "logmel", "--resamples", "200", "--json"]
+def test_regress_too_few_songs_is_inconclusive_exit_3(audio_sets, capsys):
+    # A better candidate on 8 songs: not a regression, but a 5% worsening could not have been
+    # detected, so the gate does not vouch for it.
+    argv = regress_argv(audio_sets, "eval", "noisy", "--json")
     code, data, _ = run_json(capsys, argv)
-    assert code == 0 and data["relative_change_upper"] < 0
-    assert main(argv + ["--max-relative-increase", "-0.01"]) == 2  # a negative margin is refused
+    assert code == 3 and data["verdict"] == "inconclusive" and data["difference"] < 0
+    assert data["detectable_relative_worsening"] > 0.05 and data["songs_needed"] > 8
+    assert main(regress_argv(audio_sets, "eval", "noisy")) == 3
+    out = capsys.readouterr().out
+    assert out.startswith("INCONCLUSIVE") and "songs would detect the margin" in out
+    # With a margin it can detect at 8 songs, the same comparison passes.
+    margin = f"{2 * data['detectable_relative_worsening']:.6f}"
+    assert main(argv + ["--max-relative-increase", margin]) == 0
     capsys.readouterr()
+
+
+def test_regress_refuses_a_negative_margin_and_too_few_permutations(audio_sets, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(regress_argv(audio_sets, "eval", "noisy", "--max-relative-increase", "-0.01"))
+    assert exit_info.value.code == 2
+    assert main(regress_argv(audio_sets, "eval", "noisy", "--permutations", "10")) == 2
+    assert "--permutations 10: use at least 99" in capsys.readouterr().err
 
 
 def test_regress_refuses_unpaired_sets(tmp_path, audio_sets, capsys):

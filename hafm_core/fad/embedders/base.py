@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 from abc import ABC, abstractmethod
-from collections import defaultdict
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -25,14 +24,6 @@ def source_hash(modules: Sequence[ModuleType]) -> str:
         digest.update(module.__name__.encode())
         digest.update(inspect.getsource(module).encode())
     return digest.hexdigest()
-
-
-def groups_of_equal_length(clips: Sequence[np.ndarray]) -> dict[int, list[int]]:
-    """Clip indices grouped by length, so each group stacks into one [B, n] batch."""
-    groups: dict[int, list[int]] = defaultdict(list)
-    for index, clip in enumerate(clips):
-        groups[len(clip)].append(index)
-    return dict(groups)
 
 
 class Embedder(ABC):
@@ -53,14 +44,14 @@ class Embedder(ABC):
     def embed_batch(self, clips: Sequence[np.ndarray]) -> list[np.ndarray]:
         """clips: mono float32 [n_i] at `sample_rate_hz` -> one float32 [T_i, D] per clip.
 
-        Clips of equal length run through the model together (one batch per length).
+        Each clip runs through the model on its own (its frames are still batched together):
+        float32 kernels round differently at different batch shapes, so a clip embedded next
+        to other clips would differ in the last bits from the same clip alone, and a
+        distributed job (other shard sizes) would not reproduce a local run exactly.
         """
-        out: list[np.ndarray] = [np.empty((0, self.dim), np.float32)] * len(clips)
-        for indices in groups_of_equal_length(clips).values():
-            batch = np.stack([clips[i] for i in indices]).astype(np.float32)  # (B, n)
-            for i, embedded in zip(indices, self.embed_equal_length(batch)):
-                out[i] = np.ascontiguousarray(embedded, dtype=np.float32)  # (T, D)
-        return out
+        return [np.ascontiguousarray(self.embed_equal_length(np.asarray(clip, np.float32)[None])[0],
+                                     dtype=np.float32)  # (T, D)
+                for clip in clips]
 
     def embed(self, clip: np.ndarray) -> np.ndarray:
         """clip: mono float32 [n] -> float32 [T, D]."""

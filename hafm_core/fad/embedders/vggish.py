@@ -1,21 +1,38 @@
 """`vggish`: a PyTorch VGGish that loads torchvggish's `vggish-10086976.pth` (no download).
 
 The network and its state-dict keys are torchvggish's (harritaylor/torchvggish): `features.*`
-(six 3x3 convs with four max-pools) and `embeddings.*` (12288 -> 4096 -> 4096 -> 128, ReLU
-after each), on log-mel examples [96 frames, 64 bands]. The 128-d embedding is taken before
-PCA and quantisation. Two protocols:
+(six 3x3 convs with four max-pools) and `embeddings.*` (12288 -> 4096 -> 4096 -> 128), on
+log-mel examples [96 frames, 64 bands]. The 128-d embedding is taken before PCA and
+quantisation. Each protocol reproduces one reference tool's preprocessing and layer (all of
+them resample other rates to 16 kHz with soxr, where the tools use resampy or ffmpeg: files
+already at 16 kHz are unaffected):
 
-- `vggish-google-v1`: Google's FAD reference framing: the clip is peak normalised, cut into
-  1 s windows every 0.5 s, and each window gives one 0.96 s example.
-- `vggish-torchvggish`: torchvggish's framing: consecutive non-overlapping 0.96 s examples of
-  the whole clip, no normalisation.
-
-Input is 16 kHz mono (resampled by `hafm_core.audio` with soxr, not resampy).
+- `vggish-google` (the default): Google's FAD reference, google-research/google-research
+  `frechet_audio_distance` (audioset_model.py at commit 02429086, step size 8000). The clip is
+  divided by max(0.1, largest sample) (its largest *positive* sample, not |x|), cut into 1 s
+  windows every 0.5 s (a last partial window is dropped), and each window gives one example,
+  its first 96 log-mel frames. The embedding is vggish_slim's `vggish/embedding`, the linear
+  fc2 output (pre-activation). Google's wav reader hands 16-bit PCM to the normaliser in
+  integer units, where the 0.1 floor never binds; the floor here is on float samples in
+  [-1, 1], as for the float examples of its test files.
+- `vggish-fadtk`: microsoft/fadtk's `VGGishModel` defaults (model_loader.py at commit 0b2ba39:
+  use_pca=False, use_activation=False): audio read as 16-bit integers and divided by 32768,
+  clips shorter than 1 s zero-padded to 1 s, torchvggish's framing (non-overlapping 0.96 s
+  examples, no normalisation), pre-activation fc2, embeddings stored as float16.
+- `vggish-frechet-audio-distance`: gudgud96/frechet-audio-distance defaults (fad.py and
+  utils.py at commit 4a4f192: use_pca=False, use_activation=False, dtype float32): float
+  samples, torchvggish's framing, pre-activation fc2, float32 embeddings.
+- `vggish-torchvggish`: torchvggish's own `forward` (postprocess off): non-overlapping 0.96 s
+  examples, no normalisation, ReLU(fc2).
+- `vggish-google-v1`: this project's earlier protocol, kept so older results can be
+  reproduced: peak normalisation by max|x| without a floor, Google's framing, ReLU(fc2).
+  It matches no reference tool; do not compare it with published numbers.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,11 +42,47 @@ from hafm_core.fad.embedders import base, melspec
 from hafm_core.provenance import sha256_file
 from hafm_core.weights import weights_path
 
-PROTOCOLS = ("vggish-google-v1", "vggish-torchvggish")
 DIM = 128
-WINDOW_SAMPLES = 16_000  # google-v1: 1 s windows
+WINDOW_SAMPLES = 16_000  # Google's framing: 1 s windows
 WINDOW_HOP_SAMPLES = 8_000  # every 0.5 s
+GOOGLE_LOUDNESS_FLOOR = 0.1  # divide by max(0.1, largest sample)
 BATCH_EXAMPLES = 256
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How one reference tool turns a clip into VGGish embeddings (see the module docstring)."""
+
+    framing: str  # "google": 1 s windows every 0.5 s; "torchvggish": non-overlapping 0.96 s
+    normalise: str  # "none", "google" (max(0.1, max x)) or "peak" (max |x|, legacy)
+    activation: bool  # ReLU after fc2 (torchvggish) or the linear fc2 output (pre-activation)
+    int16_input: bool = False  # samples quantised to 16-bit integers / 32768
+    pad_to_samples: int = 0  # shorter clips are zero-padded to this length
+    float16_embeddings: bool = False  # embeddings rounded to float16 (as stored by the tool)
+
+
+PROTOCOL_SPECS = {
+    "vggish-google": Protocol("google", "google", activation=False),
+    "vggish-fadtk": Protocol("torchvggish", "none", activation=False, int16_input=True,
+                             pad_to_samples=16_000, float16_embeddings=True),
+    "vggish-frechet-audio-distance": Protocol("torchvggish", "none", activation=False),
+    "vggish-torchvggish": Protocol("torchvggish", "none", activation=True),
+    "vggish-google-v1": Protocol("google", "peak", activation=True),
+}
+PROTOCOLS = tuple(PROTOCOL_SPECS)
+
+
+def prepare(audio: torch.Tensor, spec: Protocol) -> torch.Tensor:
+    """Clips float32 [B, n] -> the samples the tool feeds to its log-mel front end [B, n']."""
+    if spec.int16_input:
+        audio = torch.round(audio * 32768.0).clamp(-32768.0, 32767.0) / 32768.0
+    if audio.shape[1] < spec.pad_to_samples:
+        audio = torch.nn.functional.pad(audio, (0, spec.pad_to_samples - audio.shape[1]))
+    if spec.normalise == "google":
+        audio = audio / audio.amax(dim=1, keepdim=True).clamp_min(GOOGLE_LOUDNESS_FLOOR)
+    elif spec.normalise == "peak":
+        audio = audio / audio.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
+    return audio
 
 
 def _features() -> nn.Sequential:
@@ -56,10 +109,11 @@ class VGGish(nn.Module):
             nn.Linear(4096, DIM), nn.ReLU(inplace=True),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, activation: bool = True) -> torch.Tensor:
+        """activation=False: the linear fc2 output, before the last ReLU (Google's embedding)."""
         x = self.features(x)  # (N, 512, 6, 4)
         x = x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)  # (N, 6 * 4 * 512), as TF's NHWC flatten
-        return self.embeddings(x)
+        return self.embeddings(x) if activation else self.embeddings[:-1](x)
 
 
 class VGGishEmbedder(base.Embedder):
@@ -79,7 +133,10 @@ class VGGishEmbedder(base.Embedder):
         self.model = self.model.to(self.device).eval()
         self.weights_hash = sha256_file(path)
         self.code_hash = base.source_hash([base, melspec, sys.modules[__name__]])
-        if protocol == "vggish-google-v1":
+        self.spec = PROTOCOL_SPECS[protocol]
+        if self.spec.pad_to_samples:
+            self.min_duration_s = 0.0  # padded: every clip gives at least one example
+        elif self.spec.framing == "google":
             self.min_duration_s = WINDOW_SAMPLES / self.sample_rate_hz
         else:
             frames = melspec.EXAMPLE_FRAMES - 1
@@ -87,12 +144,11 @@ class VGGishEmbedder(base.Embedder):
 
     def _examples(self, audio: torch.Tensor) -> torch.Tensor:
         """audio: float32 [B, n] -> examples [B, E, 96, 64] under this protocol's framing."""
-        if self.protocol == "vggish-torchvggish":
+        audio = prepare(audio, self.spec)
+        if self.spec.framing == "torchvggish":
             if audio.shape[1] < melspec.WINDOW_SAMPLES:
                 return audio.new_zeros((audio.shape[0], 0, melspec.EXAMPLE_FRAMES, melspec.N_MELS))
             return melspec.examples(melspec.log_mel(audio), melspec.EXAMPLE_FRAMES)
-        peak = audio.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
-        audio = audio / peak
         if audio.shape[1] < WINDOW_SAMPLES:
             return audio.new_zeros((audio.shape[0], 0, melspec.EXAMPLE_FRAMES, melspec.N_MELS))
         windows = audio.unfold(1, WINDOW_SAMPLES, WINDOW_HOP_SAMPLES)  # (B, W, 16000)
@@ -107,5 +163,7 @@ class VGGishEmbedder(base.Embedder):
         if n_examples == 0:
             return np.empty((len(batch), 0, DIM), np.float32)
         flat = examples.reshape(-1, 1, melspec.EXAMPLE_FRAMES, melspec.N_MELS)
-        embedded = torch.cat([self.model(chunk) for chunk in flat.split(BATCH_EXAMPLES)])
+        embedded = torch.cat([self.model(chunk, self.spec.activation) for chunk in flat.split(BATCH_EXAMPLES)])
+        if self.spec.float16_embeddings:
+            embedded = embedded.half()
         return embedded.reshape(len(batch), n_examples, DIM).float().cpu().numpy()
