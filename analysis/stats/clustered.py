@@ -159,12 +159,14 @@ def rate_inference_from_sums(n: np.ndarray, wins: np.ndarray, rate: np.ndarray, 
     one = np.ones(1)
     variance, v_listener, v_excerpt, v_cell = cov.contrast(one)
     result = t_inference(rate, variance, cov.df, 0.5, confidence)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        design_effect = variance / (rate * (1.0 - rate) / n)
     return pd.DataFrame({
         "rate": rate, **{k: result[k] for k in ("ci_low", "ci_high", "p_value")},
         "se_cluster": result["se"], "df": result["df"],
         "se_listener": np.sqrt(v_listener), "se_excerpt": np.sqrt(v_excerpt), "se_cell": np.sqrt(v_cell),
         "g_listeners": cov.g_listener.astype(np.int64), "g_excerpts": cov.g_excerpt.astype(np.int64),
-        "design_effect": variance / (rate * (1.0 - rate) / n),
+        "design_effect": design_effect,
     })
 
 
@@ -247,3 +249,119 @@ def one_sided_lower(estimate: np.ndarray, se: np.ndarray, df: np.ndarray, null: 
     lower = estimate - stats.t.ppf(1.0 - alpha, safe_df) * safe_se
     p = np.maximum(stats.t.sf((estimate - null) / safe_se, safe_df), P_FLOOR)
     return np.where(ok, lower, np.nan), np.where(ok, p, np.nan)
+
+
+def _rating_rows(attribute: str, systems: list[str], estimate: np.ndarray, cov: TwoWayCovariance,
+                 confidence: float) -> tuple[list[dict], list[dict]]:
+    """(pairwise differences, per-system means) rows of one attribute."""
+    k = len(systems)
+    eye = np.eye(k)
+    comparisons, means = [], []
+    for i in range(k):
+        variance = cov.contrast(eye[i])[0]
+        result = {key: float(v) for key, v in t_inference(estimate[i], variance, cov.df, 0.0, confidence).items()}
+        means.append({"attribute": attribute, "system": systems[i], "mean": estimate[i], "se_cluster": result["se"],
+                      "ci_low": result["ci_low"], "ci_high": result["ci_high"], "df": result["df"]})
+        for j in range(i + 1, k):
+            variance = cov.contrast(eye[i] - eye[j])[0]
+            result = {key: float(v) for key, v in
+                      t_inference(estimate[i] - estimate[j], variance, cov.df, 0.0, confidence).items()}
+            comparisons.append({
+                "attribute": attribute, "system": systems[i], "opponent": systems[j],
+                "mean_difference": estimate[i] - estimate[j], "se_cluster": result["se"], "df": result["df"],
+                "ci_low": result["ci_low"], "ci_high": result["ci_high"], "p_value": result["p_value"],
+            })
+    return comparisons, means
+
+
+def rating_comparisons(df: pd.DataFrame, confidence: float = 0.95, alpha: float = 0.05
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Headline rating inference: mean score of each system per attribute and every pairwise
+    difference, with two-way clustered t intervals and tests; Holm across ALL reported rating
+    comparisons (every attribute and pair: one family).
+
+    The means are the coefficients of OLS of score on system indicators over the attribute's
+    ratings; the covariance is the CGM two-way cluster-robust one (statsmodels
+    `cov_type="cluster"` with listener and excerpt groups gives the same).
+
+    Returns:
+        (comparisons, means). comparisons: attribute, system, opponent, n_system, n_opponent,
+        mean_difference (system - opponent), se_cluster, df, ci_low, ci_high, p_value, p_holm,
+        significant (p_holm < alpha), method, unit, note. means: attribute, system, n, mean,
+        se_cluster, df, ci_low, ci_high, method, unit.
+    """
+    from analysis.stats.encoding import system_order
+    from analysis.stats.validation import check_ratings, label_codes
+
+    check_ratings(df)
+    participant, _ = label_codes(df["participant"])
+    excerpt, _ = label_codes(df["excerpt"])
+    cell_all = combined_codes(participant, excerpt)
+    attribute_code, attributes = label_codes(df["attribute"])
+    system_all, system_labels = label_codes(df["system"])
+    score_all = df["score"].to_numpy(np.float64)
+    comparisons, means = [], []
+    for a in np.argsort(attributes):
+        rows = attribute_code == a
+        present = np.unique(system_all[rows])
+        systems = system_order([system_labels[i] for i in present])
+        rank = np.full(len(system_labels), -1, dtype=np.int64)
+        rank[present] = [systems.index(system_labels[i]) for i in present]
+        system = rank[system_all[rows]]
+        k = len(systems)
+        counts = np.bincount(system, minlength=k).astype(np.float64)
+        estimate = np.bincount(system, weights=score_all[rows], minlength=k) / counts
+        residual = (score_all[rows] - estimate[system]) / counts[system]
+        influence, n_clusters = [], []
+        for codes in (participant[rows], excerpt[rows], cell_all[rows]):
+            dense = pd.factorize(codes)[0].astype(np.int64)
+            g = int(dense.max()) + 1
+            influence.append(np.bincount(dense * k + system, weights=residual, minlength=g * k).reshape(g, k))
+            n_clusters.append(g)
+        cov = two_way_covariance(*influence, *n_clusters, float(rows.sum()))
+        part_comparisons, part_means = _rating_rows(attributes[a], systems, estimate, cov, confidence)
+        for row in part_comparisons:
+            row["n_system"] = int(counts[systems.index(row["system"])])
+            row["n_opponent"] = int(counts[systems.index(row["opponent"])])
+            row["note"] = "" if np.isfinite(row["p_value"]) else (
+                f"not estimable: needs ratings from at least 2 listeners and 2 excerpts and a non-zero "
+                f"clustered variance (has {n_clusters[0]} listeners, {n_clusters[1]} excerpts)")
+        for row, n in zip(part_means, counts):
+            row["n"] = int(n)
+        comparisons.extend(part_comparisons)
+        means.extend(part_means)
+    columns = ["attribute", "system", "opponent", "n_system", "n_opponent", "mean_difference", "se_cluster", "df",
+               "ci_low", "ci_high", "p_value"]
+    comparisons = pd.DataFrame(comparisons, columns=columns + ["note"])
+    comparisons["p_holm"] = holm(comparisons["p_value"].to_numpy(np.float64))
+    comparisons["significant"] = comparisons["p_holm"] < alpha
+    comparisons["method"] = DIFFERENCE_METHOD + "; Holm across all rating comparisons"
+    comparisons["unit"] = UNIT
+    comparisons = comparisons[columns + ["p_holm", "significant", "method", "unit", "note"]]
+    means = pd.DataFrame(means, columns=["attribute", "system", "n", "mean", "se_cluster", "df", "ci_low", "ci_high"])
+    means["method"] = RATE_METHOD
+    means["unit"] = UNIT
+    return comparisons, means
+
+
+def grid_rating_differences(scores: np.ndarray, confidence: float = 0.95) -> dict[tuple[int, int], dict]:
+    """`rating_comparisons` for S simulated studies on a complete grid, vectorised.
+
+    scores: [S, L, E, K], one rating per listener, excerpt and system. Returns, per pair (i, j)
+    of systems, the `t_inference` arrays [S] of mean_i - mean_j.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    s, n_l, n_e, k = scores.shape
+    per_system = n_l * n_e
+    estimate = scores.mean(axis=(1, 2))  # [S, K]
+    residual = (scores - estimate[:, None, None, :]) / per_system
+    n = np.full(s, float(per_system * k))
+    cov = two_way_covariance(residual.sum(axis=2), residual.sum(axis=1), residual.reshape(s, n_l * n_e, k),
+                             np.full(s, n_l), np.full(s, n_e), np.full(s, n_l * n_e), n)
+    eye = np.eye(k)
+    out = {}
+    for i in range(k):
+        for j in range(i + 1, k):
+            variance = cov.contrast(eye[i] - eye[j])[0]
+            out[(i, j)] = t_inference(estimate[:, i] - estimate[:, j], variance, cov.df, 0.0, confidence)
+    return out

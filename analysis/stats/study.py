@@ -14,10 +14,17 @@ import numpy as np
 import pandas as pd
 
 from analysis.stats.agreement import krippendorff_alpha
+from analysis.stats.bradley_terry import METHOD as BT_METHOD
 from analysis.stats.bradley_terry import bradley_terry
-from analysis.stats.clustered import RATE_METHOD, UNIT, clustered_rates, one_sided_lower
+from analysis.stats.clustered import (
+    RATE_METHOD,
+    UNIT,
+    clustered_rates,
+    one_sided_lower,
+    rating_comparisons,
+)
 from analysis.stats.encoding import as_categories
-from analysis.stats.exclusions import ExclusionRules, apply_exclusions
+from analysis.stats.exclusions import ExclusionRules, apply_exclusions, flag_column
 from analysis.stats.metric_agreement import check_metrics, metric_agreement
 from analysis.stats.mixed import mixed_logistic
 from analysis.stats.power import power_analysis
@@ -75,6 +82,7 @@ class StudyAnalysis:
     power: pd.DataFrame
     catch: pd.DataFrame
     listeners: pd.DataFrame
+    rating_comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
     friedman: pd.DataFrame = field(default_factory=pd.DataFrame)
     wilcoxon: pd.DataFrame = field(default_factory=pd.DataFrame)
     agreement: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -90,7 +98,8 @@ class StudyAnalysis:
             "non_inferiority": self.non_inferiority,
             "side_bias": self.side_bias, "bradley_terry": self.bradley_terry,
             "mixed_model": self.mixed, "power": self.power, "catch_trials": self.catch,
-            "listeners": self.listeners, "friedman": self.friedman, "wilcoxon": self.wilcoxon,
+            "listeners": self.listeners, "rating_comparisons": self.rating_comparisons,
+            "friedman": self.friedman, "wilcoxon": self.wilcoxon,
             "agreement": self.agreement, "rating_summary": self.rating_summary,
             "metric_agreement": self.metric_agreement,
         }
@@ -101,6 +110,18 @@ class StudyAnalysis:
             "exclusions": self.exclusions,
             "options": asdict(self.options),
             "notes": list(self.notes),
+            "methods": {
+                "pairs": f"{RATE_METHOD}; p_holm: Holm across the preference pairs; *_wilson and "
+                         "p_value_binomial: independent judgments (secondary)",
+                "unit": UNIT,
+                "non_inferiority": f"one-sided {RATE_METHOD}",
+                "bradley_terry": BT_METHOD,
+                "rating_comparisons": f"{RATE_METHOD}; Holm across all rating comparisons",
+                "mixed_model": "secondary: Laplace GLMM, Wald test, Holm across its pairs",
+                "friedman": "secondary: (listener, excerpt) blocks treated as independent",
+                "wilcoxon": "secondary: (listener, excerpt) blocks treated as independent; Holm per attribute",
+                "p_values": "floored at 1e-16 (double precision); printed as '< 1e-6' below 1e-6",
+            },
         }
         return out
 
@@ -147,13 +168,29 @@ def paper_comparison(analysis: StudyAnalysis) -> dict:
     return out
 
 
-def _ratings_tables(ratings: pd.DataFrame) -> dict:
+SECONDARY_RATINGS = ("secondary: treats each complete (listener, excerpt) block as independent, "
+                     "so it over-rejects when systems interact with listeners or excerpts")
+
+
+def _ratings_tables(ratings: pd.DataFrame, options: AnalysisOptions) -> dict:
+    """Headline: two-way clustered means and pairwise differences (Holm across all rating
+    comparisons); Friedman and Wilcoxon stay as labelled secondary analyses."""
     check_ratings(ratings)
+    comparisons, means = rating_comparisons(ratings, options.confidence, options.alpha)
+    summary = rating_summary(ratings).drop(columns="se").merge(
+        means[["attribute", "system", "se_cluster", "df", "ci_low", "ci_high", "method", "unit"]],
+        on=["attribute", "system"], how="left")
+    friedman_table = friedman(ratings).assign(method="Friedman (1937), tie-corrected; " + SECONDARY_RATINGS,
+                                              unit="(listener, excerpt) block")
+    wilcoxon_table = wilcoxon_pairs(ratings, options.alpha).assign(
+        method="Wilcoxon signed-rank, Holm within each attribute; " + SECONDARY_RATINGS,
+        unit="(listener, excerpt) block")
     return {
-        "friedman": friedman(ratings),
-        "wilcoxon": wilcoxon_pairs(ratings),
+        "rating_comparisons": comparisons,
+        "friedman": friedman_table,
+        "wilcoxon": wilcoxon_table,
         "agreement": krippendorff_alpha(ratings),
-        "rating_summary": rating_summary(ratings),
+        "rating_summary": summary,
         "rating_distribution": rating_distribution(ratings),
     }
 
@@ -224,6 +261,21 @@ def _non_inferiority(preferences: pd.DataFrame, pairs: pd.DataFrame, options: An
     return table[columns]
 
 
+def _with_flags(listeners: pd.DataFrame, participants: pd.DataFrame | None) -> pd.DataFrame:
+    """The listener table with the integrity flags raised on each listener (`flags`, names
+    joined by ';') when the participants table carries `flag_*` columns."""
+    if participants is None or "participant" not in participants.columns:
+        return listeners
+    columns = sorted(c for c in participants.columns if str(c).startswith("flag_"))
+    if not columns:
+        return listeners
+    raised = np.column_stack([flag_column(participants[c]) for c in columns])
+    text = [";".join(c.removeprefix("flag_") for c, on in zip(columns, row) if on) for row in raised]
+    flags = pd.Series(text, index=participants["participant"].astype(str).to_numpy())
+    flags = flags[~flags.index.duplicated()]
+    return listeners.assign(flags=listeners["participant"].map(flags).fillna(""))
+
+
 def fad_comparison(fad: dict) -> dict:
     """Normalise FAD figures for the paper comparison.
 
@@ -288,16 +340,19 @@ def analyze_study(
     tables = {
         "pairs": pairs,
         "non_inferiority": (_non_inferiority(prefs, pairs, options) if reference_present else pd.DataFrame()),
-        "side_bias": side_bias(prefs, confidence=options.confidence),
+        "side_bias": side_bias(prefs, confidence=options.confidence).assign(
+            method="Wilson CI and exact binomial test against 0.5 (judgments treated as independent)",
+            unit="judgment"),
         "bradley_terry": _bradley_terry(prefs, options, notes),
         "mixed": _mixed(prefs, options, notes),
         "power": power_analysis(pairs[["system", "opponent", "n", "design_effect"]], options.target_rate,
-                                options.alpha, options.power, design_effect="design_effect"),
-        "catch": catch_summary(filtered.catch_trials),
-        "listeners": listener_quality(prefs, filtered.catch_trials),
+                                options.alpha, options.power, design_effect="design_effect").assign(
+            method="normal approximation (Cohen's h), inflated by the two-way clustered design effect"),
+        "catch": catch_summary(filtered.catch_trials).assign(method="Wilson CI", unit="catch trial"),
+        "listeners": _with_flags(listener_quality(prefs, filtered.catch_trials), participants),
     }
     if filtered.ratings is not None and len(filtered.ratings):
-        tables.update(_ratings_tables(filtered.ratings))
+        tables.update(_ratings_tables(filtered.ratings, options))
     if metrics is not None:
         tables["metric_agreement"] = _metric_agreement(metrics, filtered.ratings, options, notes)
     return StudyAnalysis(options=options, exclusions=filtered.record, notes=tuple(notes),
