@@ -257,4 +257,4 @@ def fad_chart(history: pd.DataFrame) -> str:
 def study_tables_html(analysis: StudyAnalysis) -> dict[str, str]:
     """HTML tables of the dashboard, captioned with their methods (the report's text; pandas
     escapes every cell)."""
-    return analysis_tables_html(analysis, listener_rows=LISTENER_ROWS, css_class="stats")
+    return analysis_tables_html(analysis, listener_rows=LISTENER_ROWS, css_class="stats", empty="")

@@ -71,18 +71,19 @@ def table_captions(analysis: StudyAnalysis) -> dict[str, str]:
 
 
 def analysis_tables_html(analysis: StudyAnalysis, listener_rows: int = LISTENER_ROWS,
-                         css_class: str = "dataframe") -> dict[str, str]:
-    """Every table of a study as captioned HTML, shared by the report and the dashboards."""
+                         css_class: str = "dataframe", empty: str = "<p><em>none</em></p>") -> dict[str, str]:
+    """Every table of a study as captioned HTML, shared by the report and the dashboards;
+    an empty table gives `empty`."""
     captions = table_captions(analysis)
 
     def table(name, frame, columns=None, max_rows=None):
         return html_table(frame, columns, caption=captions[name], max_rows=max_rows, css_class=css_class,
-                          empty="<p><em>none</em></p>")
+                          empty=empty)
 
     return {
         "pairs": table("pairs", analysis.pairs, PAIR_COLUMNS),
         "non_inferiority": table("non_inferiority", analysis.non_inferiority),
-        "mixed": table("mixed", mixed_table_for_display(analysis.mixed)) if len(analysis.mixed) else "",
+        "mixed": table("mixed", mixed_table_for_display(analysis.mixed)),
         "side_bias": table("side_bias", analysis.side_bias),
         "bradley_terry": table("bradley_terry", analysis.bradley_terry),
         "power": table("power", analysis.power, ["system", "opponent", "n", "design_effect", "power", "n_required",

@@ -35,6 +35,7 @@ from analysis.stats.validation import (
     PREFERENCE_COLUMNS,
     AnalysisInputError,
     check_preferences,
+    check_rating_scale,
     check_ratings,
 )
 from hafm_core.constants import (
@@ -324,6 +325,7 @@ def analyze_study(
     preferences = as_categories(preferences, PREFERENCE_COLUMNS)
     if ratings is not None:
         check_ratings(ratings)
+        check_rating_scale(ratings)
         ratings = as_categories(ratings, ["participant", "excerpt", "system", "attribute"])
     if metrics is not None:
         metrics = check_metrics(metrics)

@@ -104,6 +104,11 @@ def check_ratings(df: pd.DataFrame, what: str = "ratings") -> None:
     _require_no_missing(df, RATING_COLUMNS, what)
     if not pd.api.types.is_numeric_dtype(df["score"]):
         raise AnalysisInputError(f"{what}: column 'score' must be numeric, got {df['score'].dtype}")
+
+
+def check_rating_scale(df: pd.DataFrame, what: str = "ratings") -> None:
+    """Raise, naming the rows, when a listener score lies outside `RATING_SCALE` (a rating
+    export from the listening site; simulations of latent scores may not use it)."""
     score = df["score"].to_numpy(np.float64)
     low, high = RATING_SCALE
     outside = np.flatnonzero((score < low) | (score > high))
