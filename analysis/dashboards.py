@@ -24,11 +24,10 @@ from django.db import connection
 from django.db.models import Count, Max, Q, Sum
 
 from analysis import figures
-from analysis.report import METRIC_AGREEMENT_COLUMNS
+from analysis.report import analysis_tables_html
 from analysis.selectors import study_fit_metrics
 from analysis.stats.encoding import system_order
 from analysis.stats.exclusions import ExclusionRules
-from analysis.stats.mixed import mixed_table_for_display
 from analysis.stats.study import AnalysisOptions, StudyAnalysis, analyze_study
 from analysis.stats.validation import AnalysisInputError
 from evalsite.models import SystemResult
@@ -38,6 +37,7 @@ from listening.models import Item, Participant, Rating, Stimulus, Study, Trial
 # decimal), and the mixed model only where it is cheap.
 DASHBOARD_OPTIONS = AnalysisOptions(n_boot=400, mixed_model_max_levels=400)
 CACHE_SECONDS = 3600
+LISTENER_ROWS = 30
 PAIR_KINDS = (Trial.Kind.PREFERENCE, Trial.Kind.CATCH_MANIPULATED, Trial.Kind.CATCH_REPEAT)
 
 
@@ -112,10 +112,19 @@ def ratings_table(study: Study) -> pd.DataFrame:
     })
 
 
+def participant_flag_fields() -> list[str]:
+    """The integrity flags the Participant model records (`flag_*` boolean fields; none on an
+    older schema, then nobody is flagged)."""
+    return sorted(f.name for f in Participant._meta.get_fields()
+                  if f.name.startswith("flag_") and getattr(f, "get_internal_type", lambda: "")() == "BooleanField")
+
+
 def participants_table(study: Study) -> pd.DataFrame:
-    """participant, status, screening (passed / failed / pending / not required)."""
-    rows = Participant.objects.filter(study=study).values_list("public_id", "status", "screening_passed")
-    table = pd.DataFrame.from_records(list(rows), columns=["participant", "status", "screening_passed"])
+    """participant, status, screening (passed / failed / pending / not required), and the
+    integrity flags (`flag_*`) where the model has them."""
+    columns = ["public_id", "status", "screening_passed", *participant_flag_fields()]
+    rows = Participant.objects.filter(study=study).values_list(*columns)
+    table = pd.DataFrame.from_records(list(rows), columns=["participant", *columns[1:]])
     table["participant"] = table["participant"].astype(str)
     screening = table["screening_passed"].map({True: "passed", False: "failed"}).fillna("pending")
     table["screening"] = screening if study.screening_enabled else "not required"
@@ -189,7 +198,7 @@ def _div(fig) -> str:
 def study_charts(analysis: StudyAnalysis) -> dict[str, str]:
     """Plot <div>s (plotly.js is loaded once by the page)."""
     charts = {
-        "preferences": _div(figures.preference_bars(analysis.pairs, analysis.cluster)),
+        "preferences": _div(figures.preference_bars(analysis.pairs)),
         "bradley_terry": _div(figures.bradley_terry_scores(analysis.bradley_terry)),
         "progress": _div(figures.study_progress(analysis.power)),
         "listeners": _div(figures.listener_quality(analysis.listeners)),
@@ -202,7 +211,7 @@ def study_charts(analysis: StudyAnalysis) -> dict[str, str]:
 
 def rules_from_query(query) -> ExclusionRules:
     """Exclusion filters from the dashboard's GET form (`catch`, `min_catch`, `screening`,
-    `completed`); a malformed threshold raises AnalysisInputError naming it."""
+    `completed`, `flagged`); a malformed threshold raises AnalysisInputError naming it."""
     minimum = None
     if query.get("catch"):
         text = query.get("min_catch") or "1.0"
@@ -213,7 +222,7 @@ def rules_from_query(query) -> ExclusionRules:
         if not 0.0 <= minimum <= 1.0:
             raise AnalysisInputError(f"min_catch must be between 0 and 1, got {minimum}")
     return ExclusionRules(min_catch_accuracy=minimum, exclude_failed_screening=bool(query.get("screening")),
-                          completed_only=bool(query.get("completed")))
+                          completed_only=bool(query.get("completed")), exclude_flagged=bool(query.get("flagged")))
 
 
 def fad_history() -> pd.DataFrame:
@@ -245,29 +254,7 @@ def fad_chart(history: pd.DataFrame) -> str:
     return _div(fig)
 
 
-def _html_table(table: pd.DataFrame, columns: list[str] | None = None) -> str:
-    if table is None or len(table) == 0:
-        return ""
-    shown = table[[c for c in columns if c in table.columns]] if columns else table
-    return shown.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, na_rep="", classes="stats")
-
-
 def study_tables_html(analysis: StudyAnalysis) -> dict[str, str]:
-    """HTML tables of the dashboard (pandas escapes every cell)."""
-    return {
-        "pairs": _html_table(analysis.pairs),
-        "cluster": _html_table(analysis.cluster, ["system", "opponent", "n", "rate", "se_binomial", "se_cluster",
-                                                  "ci_low", "ci_high", "p_value", "design_effect"]),
-        "non_inferiority": _html_table(analysis.non_inferiority),
-        "mixed": _html_table(mixed_table_for_display(analysis.mixed)),
-        "side_bias": _html_table(analysis.side_bias),
-        "power": _html_table(analysis.power, ["system", "opponent", "n", "design_effect", "power",
-                                              "n_required_clustered", "judgments_needed"]),
-        "bradley_terry": _html_table(analysis.bradley_terry),
-        "friedman": _html_table(analysis.friedman),
-        "wilcoxon": _html_table(analysis.wilcoxon),
-        "agreement": _html_table(analysis.agreement),
-        "metric_agreement": _html_table(analysis.metric_agreement, METRIC_AGREEMENT_COLUMNS),
-        "catch": _html_table(analysis.catch),
-        "listeners": _html_table(analysis.listeners.head(30)),
-    }
+    """HTML tables of the dashboard, captioned with their methods (the report's text; pandas
+    escapes every cell)."""
+    return analysis_tables_html(analysis, listener_rows=LISTENER_ROWS, css_class="stats", empty="")

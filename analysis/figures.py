@@ -14,25 +14,18 @@ from hafm_core.constants import PAPER_PREFERENCE_VS_GROUND_TRUTH
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 50, "b": 50}, "height": 360}
 
 
-def preference_bars(pairs: pd.DataFrame, cluster: pd.DataFrame | None = None) -> go.Figure:
-    """Rate of each pair with its Wilson CI (and the cluster-bootstrap CI when given), the
-    0.5 chance line and the paper's 51.5% against ground truth."""
+def preference_bars(pairs: pd.DataFrame) -> go.Figure:
+    """Rate of each pair with its two-way clustered CI (the headline), the 0.5 chance line and
+    the paper's 51.5% against ground truth."""
     labels = [f"{s} vs {o}" for s, o in zip(pairs["system"], pairs["opponent"])]
     fig = go.Figure()
     fig.add_trace(go.Bar(
-        x=pairs["rate"], y=labels, orientation="h", name="rate (Wilson 95% CI)",
+        x=pairs["rate"], y=labels, orientation="h", name="rate (95% CI, two-way clustered)",
         error_x={"type": "data", "symmetric": False, "array": pairs["ci_high"] - pairs["rate"],
                  "arrayminus": pairs["rate"] - pairs["ci_low"]},
         customdata=pairs[["n", "p_value"]], hovertemplate="%{y}: %{x:.3f}, n=%{customdata[0]}, "
         "p=%{customdata[1]:.3g}<extra></extra>",
     ))
-    if cluster is not None and len(cluster):
-        fig.add_trace(go.Scatter(
-            x=cluster["rate"], y=labels, mode="markers", name="cluster bootstrap 95% CI",
-            marker={"symbol": "line-ns-open", "size": 1, "color": "black"},
-            error_x={"type": "data", "symmetric": False, "array": cluster["ci_high"] - cluster["rate"],
-                     "arrayminus": cluster["rate"] - cluster["ci_low"], "color": "black"},
-        ))
     fig.add_vline(x=0.5, line_dash="dash", annotation_text="chance")
     fig.add_vline(x=PAPER_PREFERENCE_VS_GROUND_TRUTH, line_dash="dot", line_color="gray",
                   annotation_text="paper 51.5%", annotation_position="bottom right")
@@ -67,12 +60,13 @@ def rating_distributions(distribution: pd.DataFrame) -> go.Figure:
 
 
 def rating_means(summary: pd.DataFrame) -> go.Figure:
-    """Mean score per attribute and system with +/- 1.96 SE."""
+    """Mean score per attribute and system with its two-way clustered CI (`ci_low`, `ci_high`)."""
     fig = go.Figure()
     for system, part in summary.groupby("system", sort=False):
         fig.add_trace(go.Bar(x=part["attribute"], y=part["mean"], name=str(system),
-                             error_y={"type": "data", "array": 1.96 * part["se"]}))
-    fig.update_layout(title="Mean rating (95% CI)", barmode="group", yaxis={"range": [1, 5]}, **_LAYOUT)
+                             error_y={"type": "data", "symmetric": False, "array": part["ci_high"] - part["mean"],
+                                      "arrayminus": part["mean"] - part["ci_low"]}))
+    fig.update_layout(title="Mean rating (95% CI, two-way clustered: listener and excerpt)", barmode="group", yaxis={"range": [1, 5]}, **_LAYOUT)
     return fig
 
 

@@ -8,7 +8,8 @@ maximum-likelihood estimate is the same as a logistic regression of "left chosen
 only when every system has won and lost against the rest (Ford 1957: the directed win graph
 is strongly connected); otherwise `prior` adds that many virtual wins each way per compared
 pair. The MM update runs on a stack of win matrices at once, so bootstrap replicates
-(listeners resampled, see `analysis.stats.resampling`) cost one vectorised loop.
+(listeners, excerpts and their cells resampled, combined as in `analysis.stats.clustered`)
+cost one vectorised loop per clustering.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy.sparse.csgraph import connected_components
 
-from analysis.stats.encoding import encode_judgments
+from analysis.stats.clustered import t_inference
+from analysis.stats.encoding import combined_codes, encode_judgments
 from analysis.stats.resampling import group_sums, resampled_sums
 from analysis.stats.validation import AnalysisInputError
 
@@ -67,40 +69,99 @@ def _reachability_ok(wins: np.ndarray) -> np.ndarray:
     return reach.all(axis=(-1, -2))
 
 
+METHOD = ("two-way cluster bootstrap variance (listener + excerpt - listener x excerpt, CGM 2011) "
+          "with t(min(G_listener, G_excerpt) - 1)")
+UNIT = "listener and excerpt (two-way)"
+
+
+def _bootstrap_variance(cluster: np.ndarray, outcome: np.ndarray, k: int, extra: np.ndarray, n_boot: int,
+                        rng: np.random.Generator, anchor) -> tuple[np.ndarray, int]:
+    """Variance [K] of the anchored scores when clusters `cluster` (int64 [N]) are resampled,
+    and the number of replicates with a finite estimate."""
+    per_cluster = group_sums(cluster, outcome, np.ones(cluster.size), k * k)
+    replicate_wins = resampled_sums(per_cluster, n_boot, rng).reshape(n_boot, k, k) + extra
+    valid = _reachability_ok(replicate_wins)
+    if valid.sum() < 2:
+        return np.full(k, np.nan), int(valid.sum())
+    return np.var(anchor(fit_mm(replicate_wins[valid])), axis=0, ddof=1), int(valid.sum())
+
+
+def comparison_parts(df: pd.DataFrame) -> list[list[str]]:
+    """Systems in each connected part of the comparison graph (systems linked when judged
+    against each other), in canonical system order, largest part first."""
+    coded = encode_judgments(df)
+    k = len(coded.systems)
+    compared = np.zeros((k, k))
+    np.add.at(compared, (coded.winner, coded.loser), 1.0)
+    n_parts, label = connected_components(compared + compared.T > 0, directed=False)
+    parts = [[s for s, lab in zip(coded.systems, label) if lab == part] for part in range(n_parts)]
+    return sorted(parts, key=len, reverse=True)
+
+
 def bradley_terry(
     df: pd.DataFrame,
     reference: str | None = "ground-truth",
     n_boot: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
-    prior: float = 0.0,
+    prior: float | None = 0.0,
 ) -> pd.DataFrame:
-    """Bradley-Terry score of every system with a listener-cluster bootstrap percentile CI.
+    """Bradley-Terry score of every system with a two-way (listener and excerpt) clustered CI:
+    score +/- t * sqrt(V_listener + V_excerpt - V_cell), each V a cluster-bootstrap variance.
+
+    Scores are only comparable inside a connected part of the comparison graph; with several
+    parts (A-B judged, C-D judged, never A or B against C or D) each part is fitted on its own
+    (column `part`, its own anchor) and the `note` says so.
 
     Args:
         df: preference export.
-        reference: system whose score is 0 (others are log-odds against it); None or absent:
-            scores have mean 0.
-        n_boot: bootstrap replicates (listeners resampled with replacement); 0 skips the CIs.
-        prior: virtual wins added each way to every compared pair (0: plain MLE).
+        reference: system whose score is 0 in its part (others are log-odds against it); None
+            or absent from a part: the part's scores have mean 0.
+        n_boot: bootstrap replicates per clustering (listener, excerpt, cell); 0 skips the CIs.
+        prior: virtual wins added each way to every compared pair (0: plain MLE); None: 0.5
+            exactly where the MLE does not exist (a part's win graph not strongly connected).
 
     Returns:
-        One row per system: system, score, ci_low, ci_high, share (p_i / sum p), wins, n,
-        n_boot_valid (replicates whose estimate exists). Sorted by score, best first.
+        One row per system: system, score, ci_low, ci_high, share (p_i / sum p in its part),
+        wins, n, n_boot_valid (replicates whose estimate exists), part, prior, method, unit,
+        note. Sorted by part, then score, best first. CIs are NaN ("not estimable") with fewer
+        than 2 listeners or 2 excerpts, or when no replicate has an estimate.
     """
+    parts = comparison_parts(df)
+    if len(parts) == 1:
+        return _fit_part(df, parts[0], reference, n_boot, seed, confidence, prior, 1, "")
+    left, right = df["system_left"].astype(str), df["system_right"].astype(str)
+    note = ("comparison graph in {n} parts ({parts}): scores compare only within a part".format(
+        n=len(parts), parts="; ".join(" / ".join(p) for p in parts)))
+    tables = []
+    for number, systems in enumerate(parts, start=1):
+        rows = left.isin(systems) & right.isin(systems)
+        tables.append(_fit_part(df[rows.to_numpy()], systems, reference, n_boot, seed + number, confidence,
+                                prior, number, note))
+    return pd.concat(tables, ignore_index=True)
+
+
+def _fit_part(df: pd.DataFrame, systems: list[str], reference: str | None, n_boot: int, seed: int,
+              confidence: float, prior: float | None, part: int, note: str) -> pd.DataFrame:
     coded = encode_judgments(df)
     k = len(coded.systems)
     compared = np.zeros((k, k))
     np.add.at(compared, (coded.winner, coded.loser), 1.0)
     compared_mask = (compared + compared.T) > 0
+    notes = [note] if note else []
+    if prior is None:
+        prior = 0.0 if _strongly_connected(compared) else 0.5
+        if prior:
+            notes.append("no finite maximum-likelihood estimate (a system never won or never lost against "
+                         "the rest): 0.5 virtual wins added each way per compared pair")
     wins = compared + prior * compared_mask
     if not _strongly_connected(wins):
         never_lost = [s for s, row in zip(coded.systems, wins.T) if row.sum() == 0]
         never_won = [s for s, row in zip(coded.systems, wins) if row.sum() == 0]
         raise AnalysisInputError(
-            "Bradley-Terry: no finite estimate, the win graph is not connected "
+            "Bradley-Terry: no finite estimate, the win graph is not strongly connected "
             f"(never won: {never_won or 'none'}, never lost: {never_lost or 'none'}); "
-            "collect more judgments or pass prior=0.5"
+            "collect more judgments or pass prior=None (0.5 virtual wins where needed)"
         )
     ref_index = coded.systems.index(reference) if reference in coded.systems else None
 
@@ -110,18 +171,26 @@ def bradley_terry(
     score = anchor(fit_mm(wins))
     low = high = np.full(k, np.nan)
     n_valid = 0
-    if n_boot > 0:
+    n_listeners, n_excerpts = len(coded.participants), len(coded.excerpts)
+    if n_boot > 0 and min(n_listeners, n_excerpts) < 2:
+        notes.append(f"CIs not estimable: resampling needs at least 2 listeners and 2 excerpts "
+                     f"(has {n_listeners} and {n_excerpts})")
+    elif n_boot > 0:
         rng = np.random.default_rng(seed)
-        per_listener = group_sums(coded.participant, coded.winner * k + coded.loser, np.ones(coded.n), k * k)
-        replicate_wins = resampled_sums(per_listener, n_boot, rng).reshape(n_boot, k, k)
-        replicate_wins += prior * compared_mask
-        valid = _reachability_ok(replicate_wins)
-        n_valid = int(valid.sum())
-        if n_valid:
-            replicate_scores = anchor(fit_mm(replicate_wins[valid]))
-            alpha = 1.0 - confidence
-            low = np.quantile(replicate_scores, alpha / 2, axis=0)
-            high = np.quantile(replicate_scores, 1 - alpha / 2, axis=0)
+        outcome = coded.winner * k + coded.loser
+        cell = combined_codes(coded.participant, coded.excerpt)
+        parts = [_bootstrap_variance(c, outcome, k, prior * compared_mask, n_boot, rng, anchor)
+                 for c in (coded.participant, coded.excerpt, cell)]
+        (v_listener, _), (v_excerpt, _), (v_cell, _) = parts
+        n_valid = min(valid for _, valid in parts)
+        variance = np.maximum(v_listener + v_excerpt - v_cell, np.maximum(v_listener, v_excerpt))
+        inference = t_inference(score, variance, np.float64(min(n_listeners, n_excerpts) - 1), 0.0, confidence)
+        low, high = inference["ci_low"], inference["ci_high"]
+        if not np.isfinite(low).any():
+            notes.append("CIs not estimable: too few bootstrap replicates have a finite estimate")
+        if n_valid < n_boot:
+            notes.append(f"up to {n_boot - n_valid} of {n_boot} replicates per clustering had no finite "
+                         "estimate and were dropped")
     share = np.exp(score - score.max())
     out = pd.DataFrame(
         {
@@ -133,6 +202,11 @@ def bradley_terry(
             "wins": compared.sum(axis=1).astype(np.int64),
             "n": (compared.sum(axis=1) + compared.sum(axis=0)).astype(np.int64),
             "n_boot_valid": n_valid,
+            "part": part,
+            "prior": prior,
+            "method": METHOD,
+            "unit": UNIT,
+            "note": "; ".join(notes),
         }
     )
     return out.sort_values("score", ascending=False, ignore_index=True)

@@ -19,11 +19,14 @@ from analysis.stats.validation import AnalysisInputError, label_codes, require_c
 class ExclusionRules:
     """min_catch_accuracy: exclude listeners whose catch-trial accuracy is below it (1.0:
     any failed catch trial excludes). exclude_failed_screening: exclude listeners whose
-    headphone screening failed. completed_only: keep only listeners who completed."""
+    headphone screening failed. completed_only: keep only listeners who completed.
+    exclude_flagged: exclude listeners with any true `flag_*` column in the participants table
+    (flag_too_fast, flag_no_audio, flag_duplicate_sequence, ...); no such column: none flagged."""
 
     min_catch_accuracy: float | None = None
     exclude_failed_screening: bool = False
     completed_only: bool = False
+    exclude_flagged: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,15 @@ def _screening_failed(participants: pd.DataFrame) -> set[str]:
     return set(participants.loc[failed.to_numpy(bool), "participant"].astype(str))
 
 
+def flagged_participants(participants: pd.DataFrame) -> tuple[set[str], list[str]]:
+    """Listeners with any true `flag_*` column, and the flag columns found (none: nobody)."""
+    columns = sorted(c for c in participants.columns if str(c).startswith("flag_"))
+    flagged = np.zeros(len(participants), dtype=bool)
+    for column in columns:
+        flagged |= flag_column(participants[column])
+    return set(participants.loc[flagged, "participant"].astype(str)), columns
+
+
 def _in_set(series: pd.Series, ids: set[str]) -> np.ndarray:
     """bool [N]: the row's label (as str) is in `ids`; integer work only."""
     codes, labels = label_codes(series)
@@ -105,9 +117,10 @@ def apply_exclusions(
         applied.append({"rule": "catch accuracy below threshold", "threshold": rules.min_catch_accuracy,
                         "participants": len(ids)})
         excluded |= ids
-    if rules.exclude_failed_screening or rules.completed_only:
+    if rules.exclude_failed_screening or rules.completed_only or rules.exclude_flagged:
         if participants is None:
-            raise AnalysisInputError("screening and completion exclusions need the participants table (participants.csv)")
+            raise AnalysisInputError("screening, completion and flag exclusions need the participants table "
+                                     "(participants.csv, --participants)")
         require_columns(participants, ["participant"], "participants")
     if rules.exclude_failed_screening:
         ids = _screening_failed(participants)
@@ -117,6 +130,11 @@ def apply_exclusions(
         require_columns(participants, ["status"], "participants")
         ids = set(participants.loc[participants["status"] != "completed", "participant"].astype(str))
         applied.append({"rule": "did not complete the study", "participants": len(ids)})
+        excluded |= ids
+    if rules.exclude_flagged:
+        ids, columns = flagged_participants(participants)
+        applied.append({"rule": "flagged by the integrity checks (any true flag_* column)",
+                        "columns": columns, "participants": len(ids)})
         excluded |= ids
     if excluded:
         kept = kept[~_in_set(kept["participant"], excluded)]

@@ -19,11 +19,13 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit
 
+from analysis.stats.clustered import P_FLOOR, holm
 from analysis.stats.encoding import encode_judgments
 from analysis.stats.glmm import fit_crossed_logistic
 
-COLUMNS = ["system", "opponent", "n", "log_odds", "log_odds_se", "rate", "ci_low", "ci_high", "p_value",
-           "left_bias_log_odds", "sd_participant", "sd_excerpt", "method"]
+COLUMNS = ["system", "opponent", "n", "log_odds", "log_odds_se", "rate", "ci_low", "ci_high", "p_value", "p_holm",
+           "left_bias_log_odds", "sd_participant", "sd_excerpt", "method", "unit"]
+UNIT = "listener and excerpt (crossed random intercepts)"
 METHOD = "Laplace GLMM (lme4 glmer nAGQ=0 equivalent), crossed listener and excerpt intercepts"
 
 
@@ -40,7 +42,8 @@ def mixed_logistic(df: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
 
     Returns:
         One row per pair: system, opponent, n, log_odds, log_odds_se, rate, ci_low, ci_high,
-        p_value (Wald test of log_odds = 0), left_bias_log_odds, sd_participant, sd_excerpt,
+        p_value (Wald test of log_odds = 0), p_holm (Holm across the pairs of this table),
+        left_bias_log_odds, sd_participant, sd_excerpt,
         method.
     """
     coded = encode_judgments(df)
@@ -49,6 +52,12 @@ def mixed_logistic(df: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     for index, (system, opponent) in enumerate(coded.pairs):
         mask = coded.pair == index
         y = coded.system_won[mask].astype(np.float64)
+        n_listeners, n_excerpts = np.unique(coded.participant[mask]).size, np.unique(coded.excerpt[mask]).size
+        if min(n_listeners, n_excerpts) < 2:
+            rows.append({"system": system, "opponent": opponent, "n": int(mask.sum()),
+                         "method": f"not estimable: needs at least 2 listeners and 2 excerpts "
+                                   f"(has {n_listeners} and {n_excerpts})"})
+            continue
         if y.min() == y.max():
             # Complete separation: the log-odds has no finite estimate; say so, don't fit.
             rows.append({"system": system, "opponent": opponent, "n": int(mask.sum()),
@@ -70,11 +79,14 @@ def mixed_logistic(df: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
                 "rate": expit(b0),
                 "ci_low": expit(b0 - z * se),
                 "ci_high": expit(b0 + z * se),
-                "p_value": 2.0 * stats.norm.sf(abs(b0) / se),
+                "p_value": max(2.0 * stats.norm.sf(abs(b0) / se), P_FLOOR),
                 "left_bias_log_odds": b_side / 2.0,
                 "sd_participant": fit.sd[0],
                 "sd_excerpt": fit.sd[1],
                 "method": METHOD,
             }
         )
-    return pd.DataFrame(rows, columns=COLUMNS)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table["p_holm"] = holm(table["p_value"].to_numpy(np.float64))
+    table["unit"] = UNIT
+    return table

@@ -36,7 +36,9 @@ def listener_quality(
 ) -> pd.DataFrame:
     """One row per listener: judgments, left-choice rate and its binomial p (a listener who
     always presses one side shows up), agreement with the majority choice of each pair,
-    catch accuracy, median response time (when the export has `response_time_ms`).
+    catch accuracy, median response times when the export has them: `median_response_time_ms`
+    from `response_time_ms`, measured by the server (trial served to answer received), and
+    `median_response_time_client_ms` from the client's own figure (may be missing or forged).
     """
     coded = encode_judgments(preferences)
     n, wins = coded.pair_counts()
@@ -58,8 +60,9 @@ def listener_quality(
         passed = pd.Series(flag_column(catch_trials["catch_passed"]), index=catch_trials.index)
         accuracy = passed.groupby(catch_trials["participant"].astype(str)).mean()
         out["catch_accuracy"] = out["participant"].map(accuracy)
-    if "response_time_ms" in preferences.columns:
-        times = pd.to_numeric(preferences["response_time_ms"], errors="coerce")
-        median = times.groupby(preferences["participant"].astype(str)).median()
-        out["median_response_time_ms"] = out["participant"].map(median)
+    for column in ("response_time_ms", "response_time_client_ms"):
+        if column in preferences.columns:
+            times = pd.to_numeric(preferences[column], errors="coerce")
+            median = times.groupby(preferences["participant"].astype(str), observed=True).median()
+            out[f"median_{column}"] = out["participant"].map(median)
     return out.sort_values("majority_agreement", ignore_index=True)

@@ -12,23 +12,30 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from analysis.stats.agreement import krippendorff_alpha
-from analysis.stats.bootstrap import cluster_bootstrap
+from analysis.stats.bradley_terry import METHOD as BT_METHOD
 from analysis.stats.bradley_terry import bradley_terry
-from analysis.stats.encoding import as_categories, encode_judgments
-from analysis.stats.exclusions import ExclusionRules, apply_exclusions
+from analysis.stats.clustered import (
+    RATE_METHOD,
+    UNIT,
+    clustered_rates,
+    one_sided_lower,
+    rating_comparisons,
+)
+from analysis.stats.encoding import as_categories
+from analysis.stats.exclusions import ExclusionRules, apply_exclusions, flag_column
 from analysis.stats.metric_agreement import check_metrics, metric_agreement
 from analysis.stats.mixed import mixed_logistic
 from analysis.stats.power import power_analysis
-from analysis.stats.preference import non_inferiority, preference_rates, side_bias
+from analysis.stats.preference import non_inferiority, side_bias
 from analysis.stats.quality import catch_summary, listener_quality
 from analysis.stats.ratings import friedman, rating_distribution, rating_summary, wilcoxon_pairs
 from analysis.stats.validation import (
     PREFERENCE_COLUMNS,
     AnalysisInputError,
     check_preferences,
+    check_rating_scale,
     check_ratings,
 )
 from hafm_core.constants import (
@@ -38,7 +45,9 @@ from hafm_core.constants import (
     PAPER_RELATIVE_IMPROVEMENT,
 )
 
-PAIR_KEYS = ("system", "opponent", "n", "wins", "rate", "ci_low", "ci_high", "p_value")
+PAIR_KEYS = ("system", "opponent", "n", "wins", "rate", "ci_low", "ci_high", "p_value", "p_holm", "method",
+             "unit", "ci_low_wilson", "ci_high_wilson", "p_value_binomial", "se_cluster", "df", "g_listeners",
+             "g_excerpts", "design_effect", "note")
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,6 @@ class StudyAnalysis:
     options: AnalysisOptions
     exclusions: dict
     pairs: pd.DataFrame
-    cluster: pd.DataFrame
     non_inferiority: pd.DataFrame
     side_bias: pd.DataFrame
     bradley_terry: pd.DataFrame
@@ -75,6 +83,7 @@ class StudyAnalysis:
     power: pd.DataFrame
     catch: pd.DataFrame
     listeners: pd.DataFrame
+    rating_comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
     friedman: pd.DataFrame = field(default_factory=pd.DataFrame)
     wilcoxon: pd.DataFrame = field(default_factory=pd.DataFrame)
     agreement: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -87,10 +96,11 @@ class StudyAnalysis:
     def to_dict(self) -> dict:
         """JSON-ready dict: NaN and infinities become null, numpy scalars plain numbers."""
         tables = {
-            "cluster_bootstrap": self.cluster, "non_inferiority": self.non_inferiority,
+            "non_inferiority": self.non_inferiority,
             "side_bias": self.side_bias, "bradley_terry": self.bradley_terry,
             "mixed_model": self.mixed, "power": self.power, "catch_trials": self.catch,
-            "listeners": self.listeners, "friedman": self.friedman, "wilcoxon": self.wilcoxon,
+            "listeners": self.listeners, "rating_comparisons": self.rating_comparisons,
+            "friedman": self.friedman, "wilcoxon": self.wilcoxon,
             "agreement": self.agreement, "rating_summary": self.rating_summary,
             "metric_agreement": self.metric_agreement,
         }
@@ -101,6 +111,18 @@ class StudyAnalysis:
             "exclusions": self.exclusions,
             "options": asdict(self.options),
             "notes": list(self.notes),
+            "methods": {
+                "pairs": f"{RATE_METHOD}; p_holm: Holm across the preference pairs; *_wilson and "
+                         "p_value_binomial: independent judgments (secondary)",
+                "unit": UNIT,
+                "non_inferiority": f"one-sided {RATE_METHOD}",
+                "bradley_terry": BT_METHOD,
+                "rating_comparisons": f"{RATE_METHOD}; Holm across all rating comparisons",
+                "mixed_model": "secondary: Laplace GLMM, Wald test, Holm across its pairs",
+                "friedman": "secondary: (listener, excerpt) blocks treated as independent",
+                "wilcoxon": "secondary: (listener, excerpt) blocks treated as independent; Holm per attribute",
+                "p_values": "floored at 1e-16 (double precision); printed as '< 1e-6' below 1e-6",
+            },
         }
         return out
 
@@ -135,21 +157,41 @@ def paper_comparison(analysis: StudyAnalysis) -> dict:
     for key, opponent in (("preference_vs_ground_truth", "ground-truth"), ("preference_vs_random", "random")):
         if ("three-stage", opponent) in pairs.index:
             row = pairs.loc[("three-stage", opponent)]
-            out[key] = {k: _plain(row[k]) for k in ("n", "rate", "ci_low", "ci_high", "p_value")}
+            out[key] = {k: _plain(row[k]) for k in ("n", "rate", "ci_low", "ci_high", "p_value", "method", "unit",
+                                                     "ci_low_wilson", "ci_high_wilson", "note")}
             if opponent == "ground-truth":
-                out[key]["paper_inside_ci"] = bool(row.ci_low <= PAPER_PREFERENCE_VS_GROUND_TRUTH <= row.ci_high)
+                # The verdict uses the clustered interval; None when it is not estimable.
+                estimable = math.isfinite(row.ci_low) and math.isfinite(row.ci_high)
+                out[key]["paper_inside_ci"] = (bool(row.ci_low <= PAPER_PREFERENCE_VS_GROUND_TRUTH <= row.ci_high)
+                                               if estimable else None)
     if analysis.fad:
         out["fad"] = analysis.fad
     return out
 
 
-def _ratings_tables(ratings: pd.DataFrame) -> dict:
+SECONDARY_RATINGS = ("secondary: treats each complete (listener, excerpt) block as independent, "
+                     "so it over-rejects when systems interact with listeners or excerpts")
+
+
+def _ratings_tables(ratings: pd.DataFrame, options: AnalysisOptions) -> dict:
+    """Headline: two-way clustered means and pairwise differences (Holm across all rating
+    comparisons); Friedman and Wilcoxon stay as labelled secondary analyses."""
     check_ratings(ratings)
+    comparisons, means = rating_comparisons(ratings, options.confidence, options.alpha)
+    summary = rating_summary(ratings).drop(columns="se").merge(
+        means[["attribute", "system", "se_cluster", "df", "ci_low", "ci_high", "method", "unit"]],
+        on=["attribute", "system"], how="left")
+    friedman_table = friedman(ratings).assign(method="Friedman (1937), tie-corrected; " + SECONDARY_RATINGS,
+                                              unit="(listener, excerpt) block")
+    wilcoxon_table = wilcoxon_pairs(ratings, options.alpha).assign(
+        method="Wilcoxon signed-rank, Holm within each attribute; " + SECONDARY_RATINGS,
+        unit="(listener, excerpt) block")
     return {
-        "friedman": friedman(ratings),
-        "wilcoxon": wilcoxon_pairs(ratings),
+        "rating_comparisons": comparisons,
+        "friedman": friedman_table,
+        "wilcoxon": wilcoxon_table,
         "agreement": krippendorff_alpha(ratings),
-        "rating_summary": rating_summary(ratings),
+        "rating_summary": summary,
         "rating_distribution": rating_distribution(ratings),
     }
 
@@ -182,32 +224,57 @@ def _mixed(preferences: pd.DataFrame, options: AnalysisOptions, notes: list[str]
 
 
 def _bradley_terry(preferences: pd.DataFrame, options: AnalysisOptions, notes: list[str]) -> pd.DataFrame:
-    coded = encode_judgments(preferences)
-    k = len(coded.systems)
-    wins = np.zeros((k, k))
-    np.add.at(wins, (coded.winner, coded.loser), 1.0)
-    # A finite MLE needs every system to have won and lost (the full check is in
-    # bradley_terry); a system without one gets 0.5 virtual wins each way, noted.
-    prior = 0.0 if (wins.sum(axis=0) > 0).all() and (wins.sum(axis=1) > 0).all() else 0.5
-    if prior:
-        notes.append("Bradley-Terry: a system never won or never lost; 0.5 virtual wins added per pair")
-    return bradley_terry(preferences, reference=options.reference, n_boot=options.n_boot,
-                         seed=options.seed, confidence=options.confidence, prior=prior)
-
-
-def _non_inferiority(preferences: pd.DataFrame, cluster: pd.DataFrame, options: AnalysisOptions) -> pd.DataFrame:
-    """The exact test assumes independent judgments; beside it, the one-sided bound with the
-    two-way cluster SE (rate - z_(1-alpha) * se_cluster), which accounts for listeners and
-    excerpts. Claim non-inferiority only when both agree."""
-    table = non_inferiority(preferences, options.reference, options.margin, options.alpha)
-    se = {}
-    for row in cluster.itertuples(index=False):
-        se[(row.system, row.opponent)] = se[(row.opponent, row.system)] = row.se_cluster
-    table["se_cluster"] = [se[(s, options.reference)] for s in table["system"]]
-    z = stats.norm.ppf(1.0 - options.alpha)
-    table["lower_bound_clustered"] = table["rate"] - z * table["se_cluster"]
-    table["non_inferior_clustered"] = table["lower_bound_clustered"] > table["null_rate"]
+    """Scores per connected part of the comparison graph; 0.5 virtual wins per pair only in a
+    part whose maximum-likelihood estimate does not exist; every such choice is noted."""
+    table = bradley_terry(preferences, reference=options.reference, n_boot=options.n_boot,
+                          seed=options.seed, confidence=options.confidence, prior=None)
+    for note in dict.fromkeys(table["note"]):
+        if note:
+            notes.append(f"Bradley-Terry: {note}")
     return table
+
+
+def _non_inferiority(preferences: pd.DataFrame, pairs: pd.DataFrame, options: AnalysisOptions) -> pd.DataFrame:
+    """Non-inferiority of every system against the reference, decided by the two-way
+    clustered one-sided bound (rate - t_(1-alpha, df) * se_cluster > 0.5 - margin); the exact
+    binomial test and Clopper-Pearson bound, which assume independent judgments, stay beside
+    it as `*_binomial` secondary figures."""
+    table = non_inferiority(preferences, options.reference, options.margin, options.alpha)
+    table = table.rename(columns={"p_value": "p_value_binomial", "lower_bound": "lower_bound_binomial",
+                                  "non_inferior": "non_inferior_binomial"})
+    by_pair = {}
+    for row in pairs.itertuples(index=False):
+        by_pair[(row.system, row.opponent)] = (row.se_cluster, row.df, row.note)
+        by_pair[(row.opponent, row.system)] = (row.se_cluster, row.df, row.note)
+    se, df, note = (np.array(column) for column in zip(*(by_pair[(s, options.reference)] for s in table["system"])))
+    se, df = se.astype(np.float64), df.astype(np.float64)
+    lower, p_value = one_sided_lower(table["rate"].to_numpy(np.float64), se, df, 0.5 - options.margin, options.alpha)
+    table["se_cluster"], table["df"] = se, df
+    table["lower_bound"], table["p_value"] = lower, p_value
+    verdict = pd.Series(p_value < options.alpha, dtype="boolean")
+    table["non_inferior"] = verdict.mask(np.isnan(p_value))
+    table["method"] = f"one-sided {RATE_METHOD}"
+    table["unit"] = UNIT
+    table["note"] = note
+    columns = ["system", "reference", "n", "wins", "rate", "margin", "null_rate", "lower_bound", "p_value",
+               "non_inferior", "method", "unit", "se_cluster", "df", "lower_bound_binomial", "p_value_binomial",
+               "non_inferior_binomial", "note"]
+    return table[columns]
+
+
+def _with_flags(listeners: pd.DataFrame, participants: pd.DataFrame | None) -> pd.DataFrame:
+    """The listener table with the integrity flags raised on each listener (`flags`, names
+    joined by ';') when the participants table carries `flag_*` columns."""
+    if participants is None or "participant" not in participants.columns:
+        return listeners
+    columns = sorted(c for c in participants.columns if str(c).startswith("flag_"))
+    if not columns:
+        return listeners
+    raised = np.column_stack([flag_column(participants[c]) for c in columns])
+    text = [";".join(c.removeprefix("flag_") for c, on in zip(columns, row) if on) for row in raised]
+    flags = pd.Series(text, index=participants["participant"].astype(str).to_numpy())
+    flags = flags[~flags.index.duplicated()]
+    return listeners.assign(flags=listeners["participant"].map(flags).fillna(""))
 
 
 def fad_comparison(fad: dict) -> dict:
@@ -258,6 +325,7 @@ def analyze_study(
     preferences = as_categories(preferences, PREFERENCE_COLUMNS)
     if ratings is not None:
         check_ratings(ratings)
+        check_rating_scale(ratings)
         ratings = as_categories(ratings, ["participant", "excerpt", "system", "attribute"])
     if metrics is not None:
         metrics = check_metrics(metrics)
@@ -265,25 +333,28 @@ def analyze_study(
     prefs = filtered.preferences
     check_preferences(prefs, "preferences (after exclusions)")
     notes: list[str] = []
-    pairs = preference_rates(prefs, options.confidence)
-    cluster = cluster_bootstrap(prefs, n_boot=options.n_boot, seed=options.seed, confidence=options.confidence)
+    pairs = clustered_rates(prefs, options.confidence)
+    notes.extend(f"preferences, {row.system} vs {row.opponent}: {row.note}"
+                 for row in pairs.itertuples(index=False) if row.note)
     reference_present = options.reference in set(pairs.system) | set(pairs.opponent)
     if not reference_present:
         notes.append(f"no pair involves {options.reference!r}: non-inferiority not tested")
     tables = {
         "pairs": pairs,
-        "cluster": cluster,
-        "non_inferiority": (_non_inferiority(prefs, cluster, options) if reference_present else pd.DataFrame()),
-        "side_bias": side_bias(prefs, confidence=options.confidence),
+        "non_inferiority": (_non_inferiority(prefs, pairs, options) if reference_present else pd.DataFrame()),
+        "side_bias": side_bias(prefs, confidence=options.confidence).assign(
+            method="Wilson CI and exact binomial test against 0.5 (judgments treated as independent)",
+            unit="judgment"),
         "bradley_terry": _bradley_terry(prefs, options, notes),
         "mixed": _mixed(prefs, options, notes),
-        "power": power_analysis(cluster[["system", "opponent", "n", "design_effect"]], options.target_rate,
-                                options.alpha, options.power, design_effect="design_effect"),
-        "catch": catch_summary(filtered.catch_trials),
-        "listeners": listener_quality(prefs, filtered.catch_trials),
+        "power": power_analysis(pairs[["system", "opponent", "n", "design_effect"]], options.target_rate,
+                                options.alpha, options.power, design_effect="design_effect").assign(
+            method="normal approximation (Cohen's h), inflated by the two-way clustered design effect"),
+        "catch": catch_summary(filtered.catch_trials).assign(method="Wilson CI", unit="catch trial"),
+        "listeners": _with_flags(listener_quality(prefs, filtered.catch_trials), participants),
     }
     if filtered.ratings is not None and len(filtered.ratings):
-        tables.update(_ratings_tables(filtered.ratings))
+        tables.update(_ratings_tables(filtered.ratings, options))
     if metrics is not None:
         tables["metric_agreement"] = _metric_agreement(metrics, filtered.ratings, options, notes)
     return StudyAnalysis(options=options, exclusions=filtered.record, notes=tuple(notes),

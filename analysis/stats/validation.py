@@ -16,6 +16,8 @@ from hafm_core.errors import HafmError
 PREFERENCE_COLUMNS = ("participant", "excerpt", "system_left", "system_right", "chosen")
 RATING_COLUMNS = ("participant", "excerpt", "system", "attribute", "score")
 SIDES = ("left", "right")
+# The listener page's rating scale ("Very poor" 1 .. "Excellent" 5, listening/views/listener.py).
+RATING_SCALE = (1, 5)
 
 
 class AnalysisInputError(HafmError):
@@ -102,3 +104,17 @@ def check_ratings(df: pd.DataFrame, what: str = "ratings") -> None:
     _require_no_missing(df, RATING_COLUMNS, what)
     if not pd.api.types.is_numeric_dtype(df["score"]):
         raise AnalysisInputError(f"{what}: column 'score' must be numeric, got {df['score'].dtype}")
+
+
+def check_rating_scale(df: pd.DataFrame, what: str = "ratings") -> None:
+    """Raise, naming the rows, when a listener score lies outside `RATING_SCALE` (a rating
+    export from the listening site; simulations of latent scores may not use it)."""
+    score = df["score"].to_numpy(np.float64)
+    low, high = RATING_SCALE
+    outside = np.flatnonzero((score < low) | (score > high))
+    if outside.size:
+        shown = ", ".join(f"row {int(i)} ({score[i]:g})" for i in outside[:5])
+        more = f" and {outside.size - 5} more" if outside.size > 5 else ""
+        raise AnalysisInputError(
+            f"{what}: {outside.size} score(s) outside the rating scale {low}..{high}: {shown}{more} "
+            "(rows count data lines from 0)")

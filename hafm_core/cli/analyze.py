@@ -1,13 +1,15 @@
 """`hafm analyze`: statistics of a listening study from its CSV exports.
 
     hafm analyze preferences.csv [--ratings ratings.csv] [--participants participants.csv]
-                 [--exclude-failed-catch [MIN_ACCURACY]] [--exclude-failed-screening]
+                 [--exclude-failed-catch [MIN_ACCURACY]] [--exclude-failed-screening] [--exclude-flagged]
                  [--fad fad.json] [--metrics metrics.csv ... [--metric-attribute METRIC=ATTRIBUTE ...]]
                  [--json | --html report.html]
 
 `--json` prints one object: `pairs` (system, opponent, n, wins, rate, ci_low, ci_high,
-p_value; rate = wins / n of `system` against `opponent` over both side orders), the other
-statistics, `paper_comparison` and the `exclusions` applied. `--html` writes an offline report.
+p_value: the two-way clustered interval and test; p_holm, method, unit; ci_low_wilson,
+ci_high_wilson, p_value_binomial: the independent-judgment figures; rate = wins / n of `system`
+against `opponent` over both side orders), the other statistics, `paper_comparison`, `methods`
+and the `exclusions` applied. `--html` writes an offline report.
 `--metrics` takes fit metrics in long format (`excerpt, system, metric, value`, as `hafm fit
 --csv` writes them; several files are concatenated, e.g. one per system) and adds
 `metric_agreement`: Spearman's rho of each metric with the mean rating of its attribute over
@@ -45,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="exclude listeners who failed the headphone screening (needs --participants)")
     parser.add_argument("--completed-only", action="store_true",
                         help="keep only listeners who completed the study (needs --participants)")
+    parser.add_argument("--exclude-flagged", action="store_true",
+                        help="exclude listeners with any true flag_* column in participants.csv (too fast, "
+                             "no audio, duplicate answer sequence; needs --participants)")
     parser.add_argument("--reference", default="ground-truth", help="reference system (default ground-truth)")
     parser.add_argument("--margin", type=unit_interval, default=0.05, help="non-inferiority margin (default 0.05)")
     parser.add_argument("--target-rate", type=probability_open, default=0.55,
@@ -75,10 +80,15 @@ def _read_csv(path: Path, what: str):
 
     from analysis.stats import AnalysisInputError
 
+    path = Path(path)
+    if path.is_dir():
+        raise AnalysisInputError(f"{what}: {path} is a directory; give the CSV file inside it")
     try:
         return pd.read_csv(path, dtype={column: str for column in LABEL_COLUMNS})
     except FileNotFoundError:
         raise AnalysisInputError(f"{what}: file not found: {path}") from None
+    except OSError as error:  # permission denied, a device, an I/O error
+        raise AnalysisInputError(f"{what}: cannot read {path} ({error.strerror or error})") from None
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise AnalysisInputError(f"{what}: cannot read {path} as CSV ({error})") from None
 
@@ -111,13 +121,37 @@ def _metric_attributes(pairs: list[str] | None) -> tuple[tuple[str, str], ...] |
     return tuple(out)
 
 
+def _ci(low, high) -> str:
+    if low is None or low != low:  # NaN
+        return "not estimable"
+    return f"[{low:.3f}, {high:.3f}]"
+
+
 def _summary(analysis) -> str:
-    lines = ["pair                              n    rate   95% CI (Wilson)   p (binomial)  95% CI (cluster)"]
-    cluster = analysis.cluster.set_index(["system", "opponent"])
+    """The console summary: headline figures with their method named, integers as integers,
+    p-values with their floor."""
+    from analysis.formatting import format_count, format_p
+    from analysis.stats.clustered import RATE_METHOD, UNIT
+
+    lines = [f"Preferences: 95% CI and p (against 0.5) by {RATE_METHOD}; clusters: {UNIT};",
+             f"p Holm: Holm across the {len(analysis.pairs)} preference pairs. Secondary (independent judgments): "
+             "Wilson CI, exact binomial p.",
+             f"{'pair':32s} {'n':>6s}  {'rate':5s}  {'95% CI (clustered)':18s}  {'p':>8s}  {'p Holm':>8s}  "
+             f"{'95% CI (Wilson)':16s}  {'p (binomial)':>12s}"]
     for row in analysis.pairs.itertuples(index=False):
-        c = cluster.loc[(row.system, row.opponent)]
-        lines.append(f"{row.system + ' vs ' + row.opponent:32s} {row.n:5d}  {row.rate:.3f}  "
-                     f"[{row.ci_low:.3f}, {row.ci_high:.3f}]   {row.p_value:<12.3g}  [{c.ci_low:.3f}, {c.ci_high:.3f}]")
+        lines.append(f"{row.system + ' vs ' + row.opponent:32s} {format_count(row.n):>6s}  {row.rate:.3f}  "
+                     f"{_ci(row.ci_low, row.ci_high):18s}  {format_p(row.p_value):>8s}  {format_p(row.p_holm):>8s}  "
+                     f"{_ci(row.ci_low_wilson, row.ci_high_wilson):16s}  {format_p(row.p_value_binomial):>12s}")
+    for row in analysis.non_inferiority.itertuples(index=False):
+        verdict = {True: "non-inferior", False: "not shown non-inferior"}.get(row.non_inferior, "not estimable")
+        lower = "not estimable" if row.lower_bound != row.lower_bound else f"{row.lower_bound:.3f}"
+        lines.append(f"non-inferiority {row.system} vs {row.reference} (margin {row.margin}): {verdict}; "
+                     f"one-sided clustered lower bound {lower}, p {format_p(row.p_value)} "
+                     f"(binomial, independent judgments: {row.lower_bound_binomial:.3f})")
+    for row in analysis.rating_comparisons.itertuples(index=False):
+        lines.append(f"rating {row.attribute}: {row.system} - {row.opponent} = {row.mean_difference:+.3f} "
+                     f"{_ci(row.ci_low, row.ci_high)} (two-way clustered), p Holm {format_p(row.p_holm)} "
+                     f"(family: all {len(analysis.rating_comparisons)} rating comparisons)")
     after = analysis.exclusions["after"]
     lines.append(f"{after['judgments']} judgments from {after['participants']} listeners; "
                  f"{analysis.exclusions['catch_trials_set_aside']} catch trials set aside; "
@@ -143,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     participants = _read_csv(args.participants, "participants") if args.participants else None
     rules = ExclusionRules(min_catch_accuracy=args.exclude_failed_catch,
                            exclude_failed_screening=args.exclude_failed_screening,
-                           completed_only=args.completed_only)
+                           completed_only=args.completed_only, exclude_flagged=args.exclude_flagged)
     options = AnalysisOptions(reference=args.reference, margin=args.margin, target_rate=args.target_rate,
                               n_boot=args.n_boot, seed=args.seed, mixed_model=not args.no_mixed_model,
                               metric_attributes=_metric_attributes(args.metric_attribute))

@@ -51,7 +51,7 @@ def test_bootstrap_interval_covers_estimate_and_has_logit_width():
     for system, s in se.items():
         row = scores.loc[system]
         assert row.ci_low < row.score < row.ci_high
-        # Listener clustering is mild here: the percentile CI is about +/- 1.96 Logit SEs.
+        # Clustering is mild here: the two-way interval is about +/- 1.96 Logit SEs.
         assert (row.ci_high - row.ci_low) / (2 * 1.96 * s) == pytest.approx(1.0, abs=0.35)
     assert scores["score"].is_monotonic_decreasing
 
