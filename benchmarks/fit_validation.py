@@ -30,7 +30,13 @@ def main() -> int:
     args = parser.parse_args()
 
     from hafm_core.fit import METRIC_NAMES, fit_excerpts
-    from hafm_core.fit.validation import CLAIMS, auc_table, format_table, real_windows, synthetic_songs
+    from hafm_core.fit.validation import (
+        CLAIMS,
+        auc_table,
+        format_table,
+        real_windows,
+        synthetic_songs,
+    )
 
     groups = {}
     if not args.synthetic_only:

@@ -96,7 +96,7 @@ def real_windows(stems: dict[str, np.ndarray], rate: int, tempo_bpm: float, wind
         if i - round(beat_s * rate) < 0 or i + n + round(beat_s * rate) > len(acc_full):
             raise ValueError(f"window at {start_s} s leaves no beat of audio around it")
 
-        def at(offset_s: float, full=acc_full) -> np.ndarray:
+        def at(offset_s: float, full=acc_full, i=i) -> np.ndarray:
             j = i - int(round(offset_s * rate))  # later accompaniment = earlier content
             return full[j:j + n]
 
@@ -139,7 +139,7 @@ def synthetic_songs(seeds: Iterable[int], styles: Sequence[str] = ("pop", "balla
         stems = render(song)
         vocal = stems["vocals"]
 
-        def acc(**changes) -> np.ndarray:
+        def acc(song=song, **changes) -> np.ndarray:
             s = render(changed(song, **changes))
             return s["drums"] + s["bass"] + s["other"]
 
