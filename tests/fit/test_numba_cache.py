@@ -36,7 +36,7 @@ def run_fits(n: int, env: dict) -> list[dict]:
     processes = [subprocess.Popen([sys.executable, "-c", FIT_ONE], env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for _ in range(n)]
     outputs = [p.communicate(timeout=900) for p in processes]
-    for p, (out, err) in zip(processes, outputs):
+    for p, (_, err) in zip(processes, outputs):
         assert p.returncode == 0, err[-2000:]  # a poisoned cache segfaults: -11 / 139
     return [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
 
