@@ -37,7 +37,8 @@ STATUSES = {
     "too_short": "shorter than the minimum excerpt duration",
     "silent_vocal": "the vocal is below the silence level",
     "silent_accompaniment": "the accompaniment is below the silence level",
-    "no_onsets_accompaniment": "the accompaniment has too few note or drum onsets to find beats",
+    "no_onsets_accompaniment": "the accompaniment has too few attacks (relative to its own strongest "
+                               "onsets, away from the edges) or beats",
     "unvoiced_vocal": "too few vocal frames carry a pitch",
     "no_onsets_vocal": "the vocal has no onsets to align with the beats",
     "unreadable": "a file could not be read or decoded",
@@ -59,7 +60,9 @@ class FitConfig:
     min_duration_s: float = 2.0
     max_length_mismatch_s: float = 0.1  # within it, both are cut to the shorter
     pitch_hop_s: float = 0.02  # CREPE hop (20 ms halves the cost of the usual 10 ms)
-    voicing_threshold: float = 0.5  # CREPE periodicity for a frame to count as voiced
+    # CREPE periodicity for a frame to count as voiced. Already relative to the signal: CREPE
+    # normalises every frame to unit variance, so level and transposition do not move it.
+    voicing_threshold: float = 0.5
     min_voiced_s: float = 0.5  # total voiced time below this is "unvoiced_vocal"
     min_accompaniment_onsets: int = 2  # attacks (see `rhythm.count_attacks`), away from edges
     pitch_batch_excerpts: int = 16  # excerpts per CREPE batch
