@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 FIT_ONE = """
 import json, os
 import numpy as np
@@ -41,6 +43,7 @@ def run_fits(n: int, env: dict) -> list[dict]:
     return [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
 
 
+@pytest.mark.timeout(1800)  # three cold processes compile librosa (about 1 min on a quiet machine)
 def test_concurrent_fits_from_an_empty_cache_then_a_later_fit(tmp_path):
     env = {key: value for key, value in os.environ.items()
            if key not in ("NUMBA_CACHE_DIR", "HAFM_NUMBA_CACHE_ROOT")}
