@@ -18,7 +18,7 @@ from hafm_core.fit import METRIC_NAMES, METRIC_RANGES, Excerpt, fit_excerpts
 from hafm_core.fit import validation as v
 
 REAL_STARTS_S = (0.6, 1.5, 2.4)
-SYNTHETIC_SEEDS = (2000, 2001, 2002, 2003)  # pop, ballad, funk, shuffle
+SYNTHETIC_SEEDS = (2000, 2001)  # a pop and a ballad song (the benchmark runs all four styles)
 
 
 @pytest.fixture(scope="module")
