@@ -42,7 +42,7 @@ EDGE_S = 0.14  # 6 frames: ignored at both ends and after a silence
 ACTIVITY_DB = 30.0  # a frame this far below the signal's loud level (95th pct RMS) is silent
 # Onsets that count as attacks: relative to the excerpt's own strongest onsets, with a floor
 # that a steady tone's ripple does not reach.
-RELATIVE_ONSET_STRENGTH = 0.2  # of the 99th percentile of the envelope in active frames
+RELATIVE_ONSET_STRENGTH = 0.1  # of the 99th percentile of the envelope in active frames
 MIN_ONSET_STRENGTH = 0.25  # absolute floor, dB of spectral flux
 
 

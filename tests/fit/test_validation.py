@@ -23,7 +23,7 @@ SYNTHETIC_SEEDS = (2000, 2001)  # a pop and a ballad song (the benchmark runs al
 
 @pytest.fixture(scope="module")
 def synthetic():
-    cases = v.synthetic_songs(SYNTHETIC_SEEDS, duration_s=5.0)
+    cases = v.synthetic_songs(SYNTHETIC_SEEDS, duration_s=6.0)
     return cases, fit_excerpts([c.excerpt for c in cases])
 
 
