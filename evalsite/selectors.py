@@ -194,16 +194,19 @@ def _percent(interval: dict | None) -> dict | None:
     return {**interval, **{f"{k}_pct": 100 * interval[k] for k in ("estimate", "low", "high")}}
 
 
-FIT_METRICS_SHOWN = ("fit_score", "rhythm_score", "harmony_score", "onset_beat_hit_rate", "chord_tone_ratio")
+FIT_METRICS_SHOWN = ("fit_score", "rhythm_score", "harmony_score", "beat_f_measure", "chord_tone_ratio")
 
 
 def fit_rows(results: list[SystemResult]) -> list[dict]:
-    """Per system: (mean, CI low, CI high) of the fit metrics shown, with the excerpt counts."""
+    """Per system: (mean, CI low, CI high) of the fit metrics shown, with the excerpt counts and
+    the failure rate (share of excerpts not measured; they count as the worst score in the mean)."""
     rows = []
     for result in results:
         metrics = result.fit.get("metrics", {}) if result.fit else {}
-        rows.append({"system": result.system, "n_ok": result.fit.get("n_ok", 0) if result.fit else 0,
-                     "n_excerpts": result.fit.get("n_excerpts", 0) if result.fit else 0,
+        n_ok = result.fit.get("n_ok", 0) if result.fit else 0
+        n_excerpts = result.fit.get("n_excerpts", 0) if result.fit else 0
+        rows.append({"system": result.system, "n_ok": n_ok, "n_excerpts": n_excerpts,
+                     "failure_rate": (n_excerpts - n_ok) / n_excerpts if n_excerpts else None,
                      "statuses": result.fit.get("statuses", {}) if result.fit else {},
                      "values": [metrics.get(name, {}) for name in FIT_METRICS_SHOWN]})
     return rows

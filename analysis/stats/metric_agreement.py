@@ -48,6 +48,8 @@ DEFAULT_METRIC_ATTRIBUTES = {
     "onset_beat_hit_rate": "rhythmic alignment",
     "beat_emphasis": "rhythmic alignment",
     "onset_xcorr_prominence": "rhythmic alignment",
+    "beat_f_measure": "rhythmic alignment",
+    "onset_xcorr_contrast": "rhythmic alignment",
     "tempo_agreement": "rhythmic alignment",
     "harmony_score": "harmonic compatibility",
     "chord_tone_ratio": "harmonic compatibility",

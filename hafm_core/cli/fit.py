@@ -3,7 +3,9 @@
 Files are paired by their path relative to each folder without the suffix
 (`VOCALS/song/0001.wav` with `ACCOMPANIMENTS/song/0001.flac`); unmatched names are reported.
 Each pair gets a status and, when `ok`, the metrics of `hafm_core.fit`; the summary gives the
-mean of each metric over ok excerpts with a 95% percentile-bootstrap CI over excerpts.
+mean of each metric over all excerpts, an excerpt that could not be measured counting as the
+metric's worst value, with a 95% percentile-bootstrap CI over excerpts, and beside it the
+failure rate and the mean over measured excerpts only (so failing never raises a mean).
 `--csv METRICS_CSV` also writes the ok excerpts' metrics in long format, one row per
 (excerpt, metric): `excerpt, system, metric, value`, with excerpt the pairing name (the file
 stem; `song/0001` in nested folders) and system `--system` (default: the accompaniments
@@ -43,7 +45,8 @@ METRICS_CSV_COLUMNS = ("excerpt", "system", "metric", "value")
 
 def write_metrics_csv(path: Path, results, system: str) -> int:
     """Write one row per (ok excerpt, metric) atomically; returns the number of rows.
-    Excerpts whose status is not ok have no metrics and no rows (their status is in the JSON)."""
+    Excerpts whose status is not ok have no metrics and no rows (their status is in the JSON;
+    the summary's means count them as the worst value)."""
     import csv
 
     from hafm_core.data.files import atomic_output
@@ -68,13 +71,16 @@ def format_report(data: dict) -> str:
         else:
             lines.append(f"{result['name']}: {result['status']}: {result['detail']}")
     summary = data["summary"]
-    lines.append(f"{summary['n_ok']} of {summary['n_excerpts']} excerpts measured; "
+    lines.append(f"{summary['n_ok']} of {summary['n_excerpts']} excerpts measured "
+                 f"(failure rate {summary['failure_rate']:.1%}); "
                  + ", ".join(f"{status} {count}" for status, count in sorted(summary["statuses"].items())))
+    lines.append("  means count a failed excerpt as the worst value; 'ok only' leaves them out")
     for name, stats in summary["metrics"].items():
         if stats["mean"] is None:
             continue
         ci = (f"  95% CI {stats['ci_low']:.3f} to {stats['ci_high']:.3f}" if stats["ci_low"] is not None else "")
-        lines.append(f"  {name:<24} {stats['mean']:.3f}{ci}")
+        ok_only = f"  (ok only {stats['mean_ok']:.3f})" if stats["mean_ok"] is not None else ""
+        lines.append(f"  {name:<24} {stats['mean']:.3f}{ci}{ok_only}")
     for role in ("vocals_only", "accompaniments_only"):
         if data["unmatched"][role]:
             lines.append(f"unmatched ({role.replace('_', ' ')}): {', '.join(data['unmatched'][role])}")

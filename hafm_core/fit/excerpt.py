@@ -1,21 +1,23 @@
 """Per-excerpt musical fit of an accompaniment to a vocal: checks, pitch, rhythm, harmony.
 
 `fit_excerpts` checks every excerpt first (bad input becomes a per-excerpt `status`, never an
-exception or a NaN), tracks the vocal pitch of all valid excerpts in one CREPE batch, then
-measures rhythm and harmony per excerpt. Scores (weights chosen a priori, equal between the
-two aspects, until listener ratings say otherwise):
+exception or a NaN), then works on batches of `pitch_batch_excerpts` valid excerpts: one
+CREPE call for the vocal pitch, one librosa call for all onset envelopes, one for all
+harmonic chromas (the STFTs, mel and chroma filters are built once per batch), then the
+per-excerpt beat tracking and scores. Scores (weights chosen a priori until listener ratings
+say otherwise):
 
-    rhythm_score  = 0.25 * onset_beat_hit_rate + 0.25 * (beat_emphasis + 1) / 2
-                    + 0.5 * (onset_xcorr_prominence + 1) / 2                       in [0, 1]
-    harmony_score = 0.7 * chord_tone_ratio + 0.3 * key_agreement                   in [0, 1]
-    fit_score     = 0.5 * rhythm_score + 0.5 * harmony_score                       in [0, 1]
+    rhythm_score  = 0.5 * beat_f_measure + 0.5 * clip(0.5 + 2 * onset_xcorr_contrast, 0, 1)  in [0, 1]
+    harmony_score = 0.7 * chord_tone_ratio + 0.3 * key_agreement                          in [0, 1]
+                    (0 when the accompaniment has no harmony: `harmony_status`)
+    fit_score     = 0.5 * rhythm_score + 0.5 * harmony_score                              in [0, 1]
 
-The cross-correlation weighs as much as the two beat-based metrics together because it does
-not depend on the beat tracker's choice of phase: on real music with strong off-beats
-(the stempeg sample) the tracker puts the beats of a half-beat-shifted accompaniment at the
-same instants as the original's, which leaves hit rate and emphasis unchanged.
-`tempo_agreement` is reported but not weighted: tempo read from a vocal alone is unreliable
-(the stempeg sample's vocal reads 123 BPM against 117 for its own accompaniment).
+What each is meant to catch, validated by paired AUC (`hafm_core.fit.validation.CLAIMS`,
+`benchmarks/fit_validation.py`): rhythm_score a sub-beat shift of the accompaniment (with or
+without a silent gap), tempo drift, reversal and noise; harmony_score a transposition, noise
+and drums alone; fit_score all of these. A whole-beat shift is not meant to be caught by
+rhythm (the beat grid is kept), a transposition is not meant to move rhythm.
+`tempo_agreement` is reported but not weighted: tempo read from a vocal alone is unreliable.
 """
 
 from __future__ import annotations
@@ -35,13 +37,19 @@ STATUSES = {
     "too_short": "shorter than the minimum excerpt duration",
     "silent_vocal": "the vocal is below the silence level",
     "silent_accompaniment": "the accompaniment is below the silence level",
-    "no_onsets_accompaniment": "the accompaniment has too few note or drum onsets to find beats",
+    "no_onsets_accompaniment": "the accompaniment has too few attacks (relative to its own strongest "
+                               "onsets, away from the edges) or beats",
     "unvoiced_vocal": "too few vocal frames carry a pitch",
     "no_onsets_vocal": "the vocal has no onsets to align with the beats",
     "unreadable": "a file could not be read or decoded",
 }
-METRIC_NAMES = ("onset_beat_hit_rate", "beat_emphasis", "onset_xcorr_prominence", "tempo_agreement",
-                "chord_tone_ratio", "key_agreement", "rhythm_score", "harmony_score", "fit_score")
+METRIC_NAMES = ("beat_f_measure", "onset_xcorr_contrast", "tempo_agreement", "chord_tone_ratio",
+                "key_agreement", "rhythm_score", "harmony_score", "fit_score")
+METRIC_RANGES = {name: (0.0, 1.0) for name in METRIC_NAMES} | {"onset_xcorr_contrast": (-1.0, 1.0)}
+HARMONY_STATUSES = {
+    "ok": "the accompaniment has a harmonic part",
+    "no_harmony": "the accompaniment's harmonic part is too weak or its chroma flat (drums, noise)",
+}
 
 
 @dataclass(frozen=True)
@@ -52,12 +60,13 @@ class FitConfig:
     min_duration_s: float = 2.0
     max_length_mismatch_s: float = 0.1  # within it, both are cut to the shorter
     pitch_hop_s: float = 0.02  # CREPE hop (20 ms halves the cost of the usual 10 ms)
-    voicing_threshold: float = 0.5  # CREPE periodicity for a frame to count as voiced
+    # CREPE periodicity for a frame to count as voiced. Already relative to the signal: CREPE
+    # normalises every frame to unit variance, so level and transposition do not move it.
+    voicing_threshold: float = 0.5
     min_voiced_s: float = 0.5  # total voiced time below this is "unvoiced_vocal"
-    min_onset_strength: float = 1.0  # librosa onset strength of a real attack
-    min_accompaniment_onsets: int = 2
+    min_accompaniment_onsets: int = 2  # attacks (see `rhythm.count_attacks`), away from edges
     pitch_batch_excerpts: int = 16  # excerpts per CREPE batch
-    rhythm_weights: tuple[float, float, float] = (0.25, 0.25, 0.5)  # hit rate, emphasis, xcorr
+    rhythm_weights: tuple[float, float] = (0.5, 0.5)  # beat F-measure, xcorr contrast
     harmony_weights: tuple[float, float] = (0.7, 0.3)  # chord tones, key
     aspect_weights: tuple[float, float] = (0.5, 0.5)  # rhythm, harmony
 
@@ -84,9 +93,8 @@ class FitResult:
     status: str
     detail: str = ""
     duration_s: float | None = None
-    onset_beat_hit_rate: float | None = None
-    beat_emphasis: float | None = None
-    onset_xcorr_prominence: float | None = None
+    beat_f_measure: float | None = None
+    onset_xcorr_contrast: float | None = None
     tempo_agreement: float | None = None
     chord_tone_ratio: float | None = None
     key_agreement: float | None = None
@@ -97,6 +105,9 @@ class FitResult:
     accompaniment_tempo_bpm: float | None = None
     vocal_key: str | None = None
     accompaniment_key: str | None = None
+    key_confidence: float | None = None
+    harmony_status: str | None = None
+    harmonic_share: float | None = None
     voiced_share: float | None = None
 
     @property
@@ -151,63 +162,105 @@ def _pitch_batch(model, vocals_16k: list[np.ndarray], hop: int) -> list[tuple[np
     1 + n_i // hop frames, which do not depend on the padding beyond them except for the
     last half-window (CREPE frames are centred).
     """
-    longest = max(len(v) for v in vocals_16k)
-    batch = np.zeros((len(vocals_16k), longest), dtype=np.float32)  # (B, n_max)
-    for i, vocal in enumerate(vocals_16k):
-        batch[i, :len(vocal)] = vocal
-    f0_hz, periodicity = model.pitch(batch, hop_samples=hop)  # (B, T_max) each
+    f0_hz, periodicity = model.pitch(_stack(vocals_16k), hop_samples=hop)  # (B, T_max) each
     return [(f0_hz[i, :1 + len(v) // hop], periodicity[i, :1 + len(v) // hop])
             for i, v in enumerate(vocals_16k)]
 
 
-def _measure(name: str, vocal: np.ndarray, accompaniment: np.ndarray, rate: int,
-             f0_hz: np.ndarray, periodicity: np.ndarray, config: FitConfig) -> FitResult:
-    from hafm_core.audio import resample
+def _stack(signals: Sequence[np.ndarray]) -> np.ndarray:
+    """float32 [B, n_max], each row zero-padded at the end."""
+    batch = np.zeros((len(signals), max(len(x) for x in signals)), dtype=np.float32)
+    for i, x in enumerate(signals):
+        batch[i, :len(x)] = x
+    return batch
 
-    duration_s = len(vocal) / rate
-    vocal_onsets = rhythm.analyse_onsets(resample(vocal, rate, rhythm.ANALYSIS_RATE_HZ), config.min_onset_strength)
-    accompaniment_22k = resample(accompaniment, rate, rhythm.ANALYSIS_RATE_HZ)
-    backing = rhythm.analyse_onsets(accompaniment_22k, config.min_onset_strength)
-    if backing.strong_onset_count < config.min_accompaniment_onsets or len(backing.beat_times_s) < 2:
+
+@dataclass(frozen=True)
+class _Features:
+    """What the batched analysis gives one excerpt; arrays cut to its own T frames at 43 Hz."""
+
+    vocal_envelope: np.ndarray  # float32 [T]
+    accompaniment_envelope: np.ndarray  # float32 [T]
+    weights: np.ndarray  # float64 [T], `rhythm.activity_weights`
+    chroma: np.ndarray  # float32 [12, T]
+    harmonic_share: float
+    chroma_peakiness: float
+    f0_hz: np.ndarray  # float32 [T_p] at the pitch hop
+    periodicity: np.ndarray  # float32 [T_p]
+
+
+def _analyse_batch(vocals: list[np.ndarray], accompaniments: list[np.ndarray], rates: list[int],
+                   model, config: FitConfig) -> list[_Features]:
+    from hafm_core.audio import resample
+    from hafm_core.crepe import SAMPLE_RATE_HZ
+
+    hop = int(round(config.pitch_hop_s * SAMPLE_RATE_HZ))
+    pitches = _pitch_batch(model, [resample(v, r, SAMPLE_RATE_HZ) for v, r in zip(vocals, rates)], hop)
+    rate = rhythm.ANALYSIS_RATE_HZ
+    vocals_22k = [resample(v, r, rate) for v, r in zip(vocals, rates)]
+    accompaniments_22k = [resample(a, r, rate) for a, r in zip(accompaniments, rates)]
+    envelopes, rms = rhythm.onset_envelopes(_stack(vocals_22k + accompaniments_22k))  # (2B, T_max)
+    chromas, shares, peakiness = harmony.harmonic_chroma(_stack(accompaniments_22k))  # (B, 12, T_max)
+    b = len(vocals)
+    features = []
+    for i, vocal in enumerate(vocals_22k):
+        t = 1 + len(vocal) // rhythm.HOP_SAMPLES
+        features.append(_Features(
+            envelopes[i, :t], envelopes[b + i, :t], rhythm.activity_weights(rms[i, :t], rms[b + i, :t]),
+            chromas[i, :, :t], float(shares[i]), float(peakiness[i]), *pitches[i]))
+    return features
+
+
+def _measure(name: str, duration_s: float, f: _Features, config: FitConfig) -> FitResult:
+    _, vocal_attacks = rhythm.count_attacks(f.vocal_envelope, f.weights)
+    _, attacks = rhythm.count_attacks(f.accompaniment_envelope, f.weights)
+    tempo_bpm, beats_s = rhythm.track_beats(f.accompaniment_envelope, f.weights)
+    if attacks < config.min_accompaniment_onsets or len(beats_s) < 2:
         return FitResult(name, "no_onsets_accompaniment",
-                         f"{backing.strong_onset_count} onsets of strength >= {config.min_onset_strength}, "
-                         f"{len(backing.beat_times_s)} beats", duration_s)
-    voiced = periodicity >= config.voicing_threshold  # (T,)
+                         f"{attacks} attacks (relative to the excerpt's strongest onsets), "
+                         f"{len(beats_s)} beats away from the edges", duration_s)
+    voiced = f.periodicity >= config.voicing_threshold  # (T_p,)
     voiced_s = float(voiced.sum()) * config.pitch_hop_s
     if voiced_s < config.min_voiced_s:
         return FitResult(name, "unvoiced_vocal",
                          f"{voiced_s:.2f} s voiced (periodicity >= {config.voicing_threshold}) < {config.min_voiced_s} s",
                          duration_s)
-    if len(vocal_onsets.onset_times_s) == 0 or vocal_onsets.strong_onset_count == 0:
-        return FitResult(name, "no_onsets_vocal", "no vocal onset reaches the minimum strength", duration_s)
+    if vocal_attacks == 0:
+        return FitResult(name, "no_onsets_vocal", "no vocal onset stands out away from the edges", duration_s)
 
-    beat_period_s = float(np.median(np.diff(backing.beat_times_s)))
-    hit_rate = rhythm.onset_beat_hit_rate(vocal_onsets.onset_times_s, backing.beat_times_s)
-    emphasis = rhythm.beat_emphasis(vocal_onsets.envelope, backing.beat_times_s)
-    prominence = rhythm.onset_xcorr_prominence(vocal_onsets.envelope, backing.envelope, beat_period_s)
+    vocal_tempo_bpm, _ = rhythm.track_beats(f.vocal_envelope, f.weights)
+    _, vocal_beats_s = rhythm.track_beats(f.vocal_envelope, f.weights, bpm=tempo_bpm)  # phase only
+    beat_f = rhythm.beat_f_measure(beats_s, vocal_beats_s)
+    contrast = rhythm.onset_xcorr_contrast(f.vocal_envelope, f.accompaniment_envelope, f.weights, 60.0 / tempo_bpm)
 
-    chroma = harmony.accompaniment_chroma(accompaniment_22k)  # (12, T)
-    classes = harmony.pitch_classes(f0_hz[voiced])
-    times_s = np.flatnonzero(voiced) * config.pitch_hop_s
-    chord_tones = harmony.chord_tone_ratio(classes, times_s, chroma)
-    vocal_key = harmony.estimate_key(harmony.vocal_pitch_profile(classes, periodicity[voiced]))
-    backing_key = harmony.estimate_key(chroma.mean(axis=1))
-    key_agreement = harmony.mirex_key_score(vocal_key, backing_key)
+    classes = harmony.pitch_classes(f.f0_hz[voiced])
+    vocal_key, vocal_confidence = harmony.estimate_key(harmony.vocal_pitch_profile(classes, f.periodicity[voiced]))
+    backing_key, backing_confidence = harmony.estimate_key(f.chroma.mean(axis=1))
+    has_harmony = (f.harmonic_share >= harmony.MIN_HARMONIC_SHARE
+                   and f.chroma_peakiness >= harmony.MIN_CHROMA_PEAKINESS)
+    if has_harmony:
+        times_s = np.flatnonzero(voiced) * config.pitch_hop_s
+        chord_tones = harmony.chord_tone_ratio(classes, times_s, f.chroma)
+        key_agreement = harmony.mirex_key_score(vocal_key, backing_key)
+    else:
+        chord_tones = key_agreement = 0.0
 
-    w_hit, w_emphasis, w_xcorr = config.rhythm_weights
-    rhythm_score = w_hit * hit_rate + w_emphasis * (emphasis + 1) / 2 + w_xcorr * (prominence + 1) / 2
+    w_beats, w_xcorr = config.rhythm_weights
+    rhythm_score = w_beats * beat_f + w_xcorr * float(np.clip(0.5 + 2 * contrast, 0, 1))
     w_chord, w_key = config.harmony_weights
     harmony_score = w_chord * chord_tones + w_key * key_agreement
     w_rhythm, w_harmony = config.aspect_weights
     return FitResult(
         name, "ok", STATUSES["ok"], duration_s,
-        onset_beat_hit_rate=hit_rate, beat_emphasis=emphasis, onset_xcorr_prominence=prominence,
-        tempo_agreement=rhythm.tempo_agreement(vocal_onsets.tempo_bpm, backing.tempo_bpm),
+        beat_f_measure=beat_f, onset_xcorr_contrast=contrast,
+        tempo_agreement=rhythm.tempo_agreement(vocal_tempo_bpm, tempo_bpm),
         chord_tone_ratio=chord_tones, key_agreement=key_agreement,
         rhythm_score=rhythm_score, harmony_score=harmony_score,
         fit_score=w_rhythm * rhythm_score + w_harmony * harmony_score,
-        vocal_tempo_bpm=vocal_onsets.tempo_bpm, accompaniment_tempo_bpm=backing.tempo_bpm,
+        vocal_tempo_bpm=vocal_tempo_bpm, accompaniment_tempo_bpm=tempo_bpm,
         vocal_key=harmony.key_name(vocal_key), accompaniment_key=harmony.key_name(backing_key),
+        key_confidence=min(vocal_confidence, backing_confidence),
+        harmony_status="ok" if has_harmony else "no_harmony", harmonic_share=f.harmonic_share,
         voiced_share=float(voiced.mean()),
     )
 
@@ -219,8 +272,8 @@ def fit_excerpts(excerpts: Sequence[Excerpt], model=None, config: FitConfig = DE
     model: a loaded `hafm_core.crepe.CrepeTiny` (loaded here when None); progress: an
     optional callable called with the number of excerpts just finished.
     """
-    from hafm_core.audio import resample
-    from hafm_core.crepe import SAMPLE_RATE_HZ, CrepeTiny
+    from hafm_core.crepe import CrepeTiny
+    from hafm_core.fit.numba_cache import prepare_numba_cache
 
     results: list[FitResult | None] = [None] * len(excerpts)
     valid = []  # (index, vocal, accompaniment)
@@ -234,15 +287,20 @@ def fit_excerpts(excerpts: Sequence[Excerpt], model=None, config: FitConfig = DE
             valid.append((i, *checked))
     if valid and model is None:
         model = CrepeTiny.load()
-    hop = int(round(config.pitch_hop_s * SAMPLE_RATE_HZ))
+    if valid:
+        prepare_numba_cache()
     for start in range(0, len(valid), config.pitch_batch_excerpts):
         chunk = valid[start:start + config.pitch_batch_excerpts]
-        vocals_16k = [resample(v, excerpts[i].sample_rate_hz, SAMPLE_RATE_HZ) for i, v, _ in chunk]
-        for (i, vocal, accompaniment), (f0_hz, periodicity) in zip(chunk, _pitch_batch(model, vocals_16k, hop)):
-            results[i] = _measure(excerpts[i].name, vocal, accompaniment, excerpts[i].sample_rate_hz,
-                                  f0_hz, periodicity, config)
+        rates = [excerpts[i].sample_rate_hz for i, _, _ in chunk]
+        features = _analyse_batch([v for _, v, _ in chunk], [a for _, _, a in chunk], rates, model, config)
+        for (i, vocal, _), rate, f in zip(chunk, rates, features):
+            results[i] = _measure(excerpts[i].name, len(vocal) / rate, f, config)
             if progress:
                 progress(1)
+    if any(r is not None and r.ok for r in results):
+        from hafm_core.fit.numba_cache import publish_numba_cache
+
+        publish_numba_cache()  # this process compiled librosa's functions: share them, once
     return results
 
 

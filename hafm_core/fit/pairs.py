@@ -1,4 +1,4 @@
-"""Fit over files: vocal/accompaniment pairs by name, and a summary with bootstrap CIs.
+"""Fit over files: vocal/accompaniment pairs by name, and a summary with bootstrap CIs in which a failed excerpt counts.
 
 `fit_path_pairs` is the entry point for callers that hold paths (the `hafm fit` command, a
 Celery task of a benchmark run): it reads a chunk of pairs at a time, so memory stays bounded
@@ -18,6 +18,7 @@ from hafm_core.errors import AudioError, DatasetError
 from hafm_core.fit.excerpt import (
     DEFAULT_CONFIG,
     METRIC_NAMES,
+    METRIC_RANGES,
     Excerpt,
     FitConfig,
     FitResult,
@@ -114,26 +115,34 @@ def bootstrap_mean_ci(values: np.ndarray, n_resamples: int = 2000, confidence: f
 
 def summarize(results: Sequence[FitResult], n_resamples: int = 2000, confidence: float = 0.95,
               seed: int = 0) -> dict:
-    """Mean of each metric over the `ok` excerpts with its bootstrap CI, and status counts.
+    """Mean of each metric over *all* excerpts, a failed (non-ok) one counting as the metric's
+    worst value, with its bootstrap CI; beside it the failure rate and the mean over ok ones.
 
-    `{"n_excerpts", "n_ok", "statuses": {status: count}, "confidence", "metrics":
-    {name: {"mean", "ci_low", "ci_high", "n"}}}`; mean and CI are None with no ok excerpt,
-    the CI is None with a single one.
+    A system cannot raise its mean by failing: an excerpt it spoils (silence, noise, a crash)
+    scores the worst, not nothing. `{"n_excerpts", "n_ok", "n_failed", "failure_rate",
+    "statuses": {status: count}, "confidence", "metrics": {name: {"mean", "ci_low", "ci_high",
+    "n", "mean_ok", "n_ok"}}}`; means are None with no excerpt, the CI is None with one.
     """
     ok = [r for r in results if r.ok]
     metrics = {}
     for name in METRIC_NAMES:
-        values = np.array([getattr(r, name) for r in ok], dtype=np.float64)
+        worst = METRIC_RANGES[name][0]
+        values = np.array([getattr(r, name) if r.ok else worst for r in results], dtype=np.float64)
+        ok_values = np.array([getattr(r, name) for r in ok], dtype=np.float64)
         ci = bootstrap_mean_ci(values, n_resamples, confidence, seed)
         metrics[name] = {
             "mean": float(values.mean()) if len(values) else None,
             "ci_low": ci[0] if ci else None,
             "ci_high": ci[1] if ci else None,
             "n": len(values),
+            "mean_ok": float(ok_values.mean()) if len(ok_values) else None,
+            "n_ok": len(ok_values),
         }
     return {
         "n_excerpts": len(results),
         "n_ok": len(ok),
+        "n_failed": len(results) - len(ok),
+        "failure_rate": (len(results) - len(ok)) / len(results) if results else None,
         "statuses": dict(Counter(r.status for r in results)),
         "confidence": confidence,
         "metrics": metrics,

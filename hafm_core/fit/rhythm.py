@@ -1,24 +1,31 @@
 """Rhythmic alignment between a vocal and an accompaniment, from librosa onset analysis.
 
 Both signals are analysed at 22.05 kHz with a 512-sample hop (frames of 23.2 ms). The onset
-envelope is librosa's spectral flux on a log-mel spectrogram (`onset_strength`; it is in dB
-per frame relative to the signal's own maximum, so it does not depend on the level). Beats
-are librosa's dynamic-programming beat tracker (Ellis, 2007) run on the accompaniment.
+envelope is librosa's spectral flux on a log-mel spectrogram (`onset_strength`). Beats are
+librosa's dynamic-programming beat tracker (Ellis, 2007).
 
-Metrics (each a plain float; `fit.excerpt` turns undefined cases into a status):
-- `onset_beat_hit_rate` in [0, 1]: share of vocal onsets within +-70 ms (the MIREX beat
-  tolerance) of an accompaniment beat. Chance level is about 2 * 0.07 s / beat period
-  (0.28 at 120 BPM).
-- `beat_emphasis` in [-1, 1]: (on - off) / (on + off), where `on` is the mean vocal onset
-  strength at the accompaniment's beats and `off` the same half-way between beats (each the
-  maximum within +-2 frames). Positive: the vocal's accents land on the beats; a half-beat
-  shift of the accompaniment flips its sign.
-- `onset_xcorr_prominence` in [-1, 1]: Pearson cross-correlation r(lag) of the two onset
-  envelopes over lags within +-1 beat period; (r(0) - median r) / max |r - median r|. 1 when
-  zero lag is the best alignment of the two envelopes.
-- `tempo_agreement` in [0, 1]: 1 - 2 d, where d (<= 0.5) is the distance in octaves between
-  the two tempo estimates folded by factors of 2 (the usual double/half-tempo ambiguity).
-  1: the same, double or half tempo; 0: tempi a factor sqrt(2) apart (e.g. 85 and 120 BPM).
+Edges and silences. Every cut excerpt starts and ends with a spurious onset in both signals,
+and so does music after a silent gap (a late start). `activity_weights` gives each frame a
+weight in [0, 1]: 0 within `EDGE_S` of either end of the excerpt, in frames where either
+signal is silent (RMS `ACTIVITY_DB` below its own loud level) and within `EDGE_S` after a
+silence ends; the mask is eroded and smoothed so that weights taper to 0 instead of
+stepping. Every measure below only looks at weighted frames: a late start is scored on the
+part that plays, a silence-padded shift is scored as the shift it is.
+
+Metrics (plain floats; `fit.excerpt` turns undefined cases into a status):
+- `beat_f_measure` in [0, 1]: the vocal's own beats, tracked at the accompaniment's tempo
+  (phase only), against the accompaniment's beats: F-measure with the MIREX +-70 ms window
+  (as `mir_eval.beat.f_measure`), on beats in weighted frames. Catches sub-beat shifts,
+  tempo drift, reversal and noise; blind to a whole-beat shift by design.
+- `onset_xcorr_contrast` in [-1, 1]: weighted Pearson correlation r(lag) of the two onset
+  envelopes over lags within +-1 beat; r(0) - median r. Near 0 for an accompaniment whose
+  onsets are unrelated to the vocal's (noise), positive when zero lag is the alignment.
+- `tempo_agreement` in [0, 1] (reported, not weighted): 1 - 2 d, d the octave-folded
+  distance between the two tempo estimates.
+
+Kept out after validation (`benchmarks/fit_validation.py`): onset-beat hit rate and beat
+emphasis (at chance on the real vocal), the xcorr prominence normalised by its own spread
+(it scored noise like the truth).
 """
 
 from __future__ import annotations
@@ -31,87 +38,114 @@ ANALYSIS_RATE_HZ = 22_050
 HOP_SAMPLES = 512
 FRAME_RATE_HZ = ANALYSIS_RATE_HZ / HOP_SAMPLES  # 43.07 frames per second
 BEAT_TOLERANCE_S = 0.07
-PEAK_RADIUS_FRAMES = 2  # +-46 ms
+EDGE_S = 0.14  # 6 frames: ignored at both ends and after a silence
+ACTIVITY_DB = 30.0  # a frame this far below the signal's loud level (95th pct RMS) is silent
+# Onsets that count as attacks: relative to the excerpt's own strongest onsets, with a floor
+# that a steady tone's ripple does not reach.
+RELATIVE_ONSET_STRENGTH = 0.1  # of the 99th percentile of the envelope in active frames
+MIN_ONSET_STRENGTH = 0.25  # absolute floor, dB of spectral flux
 
 
 @dataclass(frozen=True)
 class OnsetAnalysis:
-    """One signal's onsets. Envelope: float32 [T] at `FRAME_RATE_HZ`; times in seconds."""
+    """One signal's onsets. Envelope, rms: float32 [T] at `FRAME_RATE_HZ`; times in seconds."""
 
     envelope: np.ndarray
+    rms: np.ndarray
     onset_times_s: np.ndarray
-    strong_onset_count: int  # onsets whose strength reaches `min_onset_strength`
-    tempo_bpm: float
-    beat_times_s: np.ndarray
 
 
-def analyse_onsets(samples: np.ndarray, min_onset_strength: float) -> OnsetAnalysis:
-    """samples: float32 [n] at `ANALYSIS_RATE_HZ` -> onsets, tempo and beats."""
+def onset_envelopes(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """samples: float32 [..., n] at `ANALYSIS_RATE_HZ` -> (onset envelope, RMS), each [..., T].
+
+    Accepts a batch [B, n]: librosa computes every row's spectrogram in one call.
+    """
     import librosa
 
     envelope = librosa.onset.onset_strength(y=samples, sr=ANALYSIS_RATE_HZ, hop_length=HOP_SAMPLES)
-    onset_frames = librosa.onset.onset_detect(onset_envelope=envelope, sr=ANALYSIS_RATE_HZ,
-                                              hop_length=HOP_SAMPLES)
-    # onset_detect normalises the envelope, so it finds "onsets" even in a steady tone; the
-    # absolute strength (dB of spectral flux) tells real attacks from ripple.
-    strong = int((envelope[onset_frames] >= min_onset_strength).sum())
-    # trim=False: librosa 0.11's trimming can drop all but one beat of a clean 6 s groove.
-    tempo, beat_frames = librosa.beat.beat_track(onset_envelope=envelope, sr=ANALYSIS_RATE_HZ,
-                                                 hop_length=HOP_SAMPLES, trim=False)
-    return OnsetAnalysis(
-        envelope=envelope.astype(np.float32),
-        onset_times_s=librosa.frames_to_time(onset_frames, sr=ANALYSIS_RATE_HZ, hop_length=HOP_SAMPLES),
-        strong_onset_count=strong,
-        tempo_bpm=float(np.atleast_1d(tempo)[0]),
-        beat_times_s=librosa.frames_to_time(beat_frames, sr=ANALYSIS_RATE_HZ, hop_length=HOP_SAMPLES),
-    )
+    rms = librosa.feature.rms(y=samples, hop_length=HOP_SAMPLES)[..., 0, :]
+    t = min(envelope.shape[-1], rms.shape[-1])
+    return envelope[..., :t].astype(np.float32), rms[..., :t].astype(np.float32)
 
 
-def onset_beat_hit_rate(onset_times_s: np.ndarray, beat_times_s: np.ndarray,
-                        tolerance_s: float = BEAT_TOLERANCE_S) -> float:
-    """Share of onsets within `tolerance_s` of the nearest beat; both need >= 1 element."""
-    distance = np.abs(onset_times_s[:, None] - beat_times_s[None, :]).min(axis=1)  # (n_onsets,)
-    return float(np.mean(distance <= tolerance_s))
+def activity_weights(*rms: np.ndarray) -> np.ndarray:
+    """RMS float [T] of each signal -> weights float64 [T] in [0, 1] (see module docstring)."""
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+    edge = int(round(EDGE_S * FRAME_RATE_HZ))
+    n = min(len(r) for r in rms)
+    active = np.ones(n, dtype=bool)
+    for r in rms:
+        loud = np.percentile(r[:n], 95)
+        on = r[:n] > loud * 10 ** (-ACTIVITY_DB / 20) if loud > 0 else np.zeros(n, dtype=bool)
+        active &= on
+        for start in np.flatnonzero(np.diff(on.astype(np.int8)) == 1) + 1:
+            active[start:start + edge] = False  # the attack after a silence is an edge
+    active[:edge] = False
+    active[n - edge:] = False
+    half = max(1, edge // 2)
+    return uniform_filter1d(minimum_filter1d(active.astype(np.float64), 2 * half + 1), 2 * half + 1)
 
 
-def _peak_near(envelope: np.ndarray, frames: np.ndarray) -> np.ndarray:
-    """float [len(frames)]: max of envelope within +-PEAK_RADIUS_FRAMES of each frame."""
-    padded = np.pad(envelope, PEAK_RADIUS_FRAMES)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * PEAK_RADIUS_FRAMES + 1)  # (T, 5)
-    return windows[frames].max(axis=1)
+def count_attacks(envelope: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, int]:
+    """Onset frames (librosa's peak picking) and how many are real attacks, away from edges."""
+    import librosa
+
+    frames = librosa.onset.onset_detect(onset_envelope=envelope, sr=ANALYSIS_RATE_HZ, hop_length=HOP_SAMPLES)
+    frames = frames[weights[np.minimum(frames, len(weights) - 1)] > 0.5]
+    inside = envelope[:len(weights)][weights > 0.5]
+    level = max(MIN_ONSET_STRENGTH, RELATIVE_ONSET_STRENGTH * float(np.percentile(inside, 99))) if inside.size else np.inf
+    return frames, int((envelope[frames] >= level).sum())
 
 
-def beat_emphasis(vocal_envelope: np.ndarray, beat_times_s: np.ndarray) -> float:
-    """Vocal onset strength on the beats against half-way between them; needs >= 2 beats."""
-    n = len(vocal_envelope)
-    midpoints_s = (beat_times_s[:-1] + beat_times_s[1:]) / 2
-    on = np.clip(np.round(beat_times_s * FRAME_RATE_HZ).astype(int), 0, n - 1)
-    off = np.clip(np.round(midpoints_s * FRAME_RATE_HZ).astype(int), 0, n - 1)
-    on_strength = float(_peak_near(vocal_envelope, on).mean())
-    off_strength = float(_peak_near(vocal_envelope, off).mean())
-    total = on_strength + off_strength
-    return 0.0 if total <= 0 else (on_strength - off_strength) / total
+def track_beats(envelope: np.ndarray, weights: np.ndarray, bpm: float | None = None) -> tuple[float, np.ndarray]:
+    """Tempo in BPM and beat times in seconds (those in weighted frames) of a weighted envelope."""
+    import librosa
+
+    tempo, frames = librosa.beat.beat_track(onset_envelope=envelope[:len(weights)] * weights, sr=ANALYSIS_RATE_HZ,
+                                            hop_length=HOP_SAMPLES, trim=False, bpm=bpm)
+    frames = frames[weights[np.minimum(frames, len(weights) - 1)] > 0.5]
+    return float(np.atleast_1d(tempo)[0]), frames / FRAME_RATE_HZ
 
 
-def onset_xcorr_prominence(vocal_envelope: np.ndarray, accompaniment_envelope: np.ndarray,
-                           beat_period_s: float) -> float:
-    """How much the zero-lag cross-correlation stands out among lags within +-1 beat."""
-    n = min(len(vocal_envelope), len(accompaniment_envelope))
+def beat_f_measure(reference_s: np.ndarray, estimate_s: np.ndarray, tolerance_s: float = BEAT_TOLERANCE_S) -> float:
+    """F-measure of estimated beats against reference beats: each matched at most once."""
+    if len(reference_s) == 0 or len(estimate_s) == 0:
+        return 0.0
+    from scipy.optimize import linear_sum_assignment
+
+    close = np.abs(reference_s[:, None] - estimate_s[None, :]) <= tolerance_s
+    rows, cols = linear_sum_assignment(-close.astype(np.float64))
+    hits = int(close[rows, cols].sum())
+    precision, recall = hits / len(estimate_s), hits / len(reference_s)
+    return 0.0 if hits == 0 else 2 * precision * recall / (precision + recall)
+
+
+def _weighted_pearson(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    total = w.sum()
+    if total <= 0:
+        return 0.0
+    x = x - (w * x).sum() / total
+    y = y - (w * y).sum() / total
+    denominator = np.sqrt((w * x * x).sum() * (w * y * y).sum())
+    return 0.0 if denominator == 0 else float((w * x * y).sum() / denominator)
+
+
+def onset_xcorr_contrast(vocal_envelope: np.ndarray, accompaniment_envelope: np.ndarray,
+                         weights: np.ndarray, beat_period_s: float) -> float:
+    """r(0) - median over lags within +-1 beat of the weighted envelope correlation."""
+    n = min(len(vocal_envelope), len(accompaniment_envelope), len(weights))
     x = vocal_envelope[:n].astype(np.float64)
     y = accompaniment_envelope[:n].astype(np.float64)
+    w = weights[:n]
     max_lag = max(1, min(n // 4, int(round(beat_period_s * FRAME_RATE_HZ))))
-    r = np.array([_pearson(x[max(0, lag):n + min(0, lag)], y[max(0, -lag):n - max(0, lag)])
-                  for lag in range(-max_lag, max_lag + 1)])  # (2 * max_lag + 1,)
-    centred = r - np.median(r)
-    spread = np.abs(centred).max()
-    return 0.0 if spread == 0 else float(centred[max_lag] / spread)
-
-
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a = a - a.mean()
-    b = b - b.mean()
-    denominator = np.sqrt((a * a).sum() * (b * b).sum())
-    return 0.0 if denominator == 0 else float((a * b).sum() / denominator)
+    r = []
+    for lag in range(-max_lag, max_lag + 1):  # lag > 0: the accompaniment is compared later
+        a, b = max(0, lag), max(0, -lag)
+        m = n - abs(lag)
+        r.append(_weighted_pearson(x[a:a + m], y[b:b + m], np.minimum(w[a:a + m], w[b:b + m])))
+    r = np.array(r)  # (2 * max_lag + 1,)
+    return float(r[max_lag] - np.median(r))
 
 
 def tempo_agreement(tempo_a_bpm: float, tempo_b_bpm: float) -> float:

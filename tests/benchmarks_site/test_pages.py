@@ -95,7 +95,8 @@ def test_comparison_page_shows_fad_cis_paper_figures_fit_and_a_local_plotly(admi
     for system, fad in (("three-stage", 1.5), ("two-stage", 2.0), ("random", 4.0), ("ground-truth", 0.4)):
         SystemResult.objects.create(run=planned_run, system=system, fad=fad, fad_low=fad - 0.1, fad_high=fad + 0.1,
                                     n_eval=3, n_background=3, embedder="logmel", fad_method="jackknife",
-                                    fit={"n_ok": 3, "n_excerpts": 3, "metrics": {"fit_score": {
+                                    fit={"n_ok": 2 if system == "random" else 3, "n_excerpts": 3,
+                                         "metrics": {"fit_score": {
                                         "mean": 0.61, "ci_low": 0.5, "ci_high": 0.7, "n": 3}}})
     BenchmarkRun.objects.filter(id=planned_run.id).update(status="done", phase="finished", results={
         "three_vs_two": {"difference": {"estimate": -0.5, "low": -0.8, "high": -0.2},
@@ -107,6 +108,8 @@ def test_comparison_page_shows_fad_cis_paper_figures_fit_and_a_local_plotly(admi
     assert "25.0%" in text and "[10.0%, 40.0%]" in text and "18.6%" in text
     assert "1.71" in text and "2.1" in text
     assert "0.610" in text  # fit score per system
+    rates = [cell.split("<")[0] for cell in text.split('class="failure-rate">')[1:]]
+    assert sorted(rates) == ["0%", "0%", "0%", "33%"]  # beside the mean: 1 of random's 3 failed
     assert reverse("evalsite:plotly_js") in text and "cdn" not in text.lower()
     history = json.loads(text.split('id="fad-history-data" type="application/json">')[1].split("</script>")[0])
     assert {p["system"] for p in history} == set(SYSTEMS)

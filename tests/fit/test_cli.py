@@ -62,21 +62,24 @@ def test_json_reports_each_pair_and_the_unmatched(json_run):
     assert by_name["sub/b"]["fit_score"] is None
 
 
-def test_summary_counts_statuses_and_averages_ok_excerpts(json_run):
+def test_summary_counts_failed_excerpts_as_the_worst_score(json_run):
     _, data = json_run
     summary = data["summary"]
-    assert summary["n_excerpts"] == 3 and summary["n_ok"] == 1
+    assert summary["n_excerpts"] == 3 and summary["n_ok"] == 1 and summary["n_failed"] == 2
+    assert summary["failure_rate"] == pytest.approx(2 / 3)
     assert summary["statuses"] == {"ok": 1, "silent_accompaniment": 1, "unreadable": 1}
     ok = next(r for r in data["results"] if r["status"] == "ok")
     fit = summary["metrics"]["fit_score"]
-    assert fit["mean"] == pytest.approx(ok["fit_score"]) and fit["n"] == 1
-    assert fit["ci_low"] is None  # one excerpt: no CI
+    assert fit["mean"] == pytest.approx(ok["fit_score"] / 3) and fit["n"] == 3  # failures score 0
+    assert fit["mean_ok"] == pytest.approx(ok["fit_score"]) and fit["n_ok"] == 1
+    assert fit["ci_low"] <= fit["mean"] <= fit["ci_high"]
 
 
 def test_text_output_and_exit_codes(folders, tmp_path, capsys):
     assert main(["fit", str(folders[0]), str(folders[1])]) == 0
     out = capsys.readouterr().out
     assert "a: fit " in out and "sub/b: silent_accompaniment" in out and "only_vocal" in out
+    assert "failure rate 66.7%" in out and "ok only" in out
     # No pair at all is bad input (exit 2); pairs that all fail are a failed run (exit 1).
     empty = tmp_path / "empty"
     empty.mkdir()

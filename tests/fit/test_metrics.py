@@ -8,27 +8,47 @@ import pytest
 from hafm_core.fit import harmony, rhythm
 
 
-def test_hit_rate_counts_onsets_within_70_ms_of_a_beat():
-    beats_s = np.array([0.0, 0.5, 1.0, 1.5])
-    onsets_s = np.array([0.02, 0.56, 0.75, 1.43, 1.6])  # hit, hit, miss, miss (70 ms), miss
-    assert rhythm.onset_beat_hit_rate(onsets_s, beats_s) == pytest.approx(2 / 5)
+def test_beat_f_measure_matches_each_beat_once_within_70_ms():
+    reference = np.array([0.5, 1.0, 1.5, 2.0])
+    assert rhythm.beat_f_measure(reference, reference + 0.05) == 1.0
+    assert rhythm.beat_f_measure(reference, reference + 0.25) == 0.0  # half a beat off at 120 BPM
+    # Two estimates near one reference beat: only one of them is a hit (precision 2/4, recall 2/4).
+    estimate = np.array([0.49, 0.52, 1.5, 3.0])
+    assert rhythm.beat_f_measure(reference, estimate) == pytest.approx(0.5)
+    assert rhythm.beat_f_measure(reference, np.array([])) == 0.0
 
 
-def test_beat_emphasis_flips_sign_with_half_beat_phase():
-    frame_s = 1 / rhythm.FRAME_RATE_HZ
-    beats_s = np.arange(0.5, 9.5, 0.5)
-    envelope = np.zeros(int(10 / frame_s), np.float32)
-    envelope[np.round(beats_s / frame_s).astype(int)] = 1.0  # accents on the beats only
-    assert rhythm.beat_emphasis(envelope, beats_s) == pytest.approx(1.0)
-    assert rhythm.beat_emphasis(envelope, beats_s + 0.25) == pytest.approx(-1.0)
+def test_activity_weights_ignore_edges_and_the_attack_after_a_silence():
+    frame_rate = rhythm.FRAME_RATE_HZ
+    n = int(4 * frame_rate)
+    steady = np.ones(n, np.float32)
+    late = steady.copy()
+    late[:int(1.0 * frame_rate)] = 0.0  # the accompaniment starts 1 s late
+    edge = int(round(rhythm.EDGE_S * frame_rate))
+    w = rhythm.activity_weights(steady, steady)
+    assert w[:edge].max() == 0 and w[-edge:].max() == 0 and w[n // 2] == 1.0
+    w_late = rhythm.activity_weights(steady, late)
+    start = int(1.0 * frame_rate)
+    assert w_late[:start + edge].max() == 0  # silence and the attack that ends it
+    assert w_late[start + 3 * edge] == 1.0
+    assert np.all(np.diff(w_late[start:start + 3 * edge]) >= 0)  # tapered, no step
 
 
-def test_xcorr_prominence_is_one_at_zero_lag_and_drops_when_shifted():
+def test_xcorr_contrast_is_high_at_zero_lag_and_near_zero_for_unrelated_envelopes():
     rng = np.random.default_rng(0)
     envelope = rng.random(800)
-    assert rhythm.onset_xcorr_prominence(envelope, envelope, 0.5) == pytest.approx(1.0)
+    weights = np.ones(800)
+    assert rhythm.onset_xcorr_contrast(envelope, envelope, weights, 0.5) > 0.9
     shifted = np.roll(envelope, 11)  # 11 frames = 0.26 s
-    assert rhythm.onset_xcorr_prominence(envelope, shifted, 0.5) < 0.2
+    assert rhythm.onset_xcorr_contrast(envelope, shifted, weights, 0.5) < 0.1
+    unrelated = rng.random(800)
+    assert abs(rhythm.onset_xcorr_contrast(envelope, unrelated, weights, 0.5)) < 0.1
+    # Frames of weight 0 do not count: a spike there changes nothing.
+    weights[:100] = 0
+    spiky = envelope.copy()
+    spiky[:100] += 50 * rng.random(100)
+    assert rhythm.onset_xcorr_contrast(spiky, envelope, weights, 0.5) == pytest.approx(
+        rhythm.onset_xcorr_contrast(envelope, envelope, weights, 0.5))
 
 
 def test_tempo_agreement_allows_double_and_half_tempo():
@@ -53,7 +73,9 @@ def test_mirex_key_score(a, b, score):
 def test_krumhansl_estimate_recovers_a_key_from_its_profile():
     for key in (0, 7, 12 + 9, 12 + 4):
         template = harmony.KRUMHANSL_MINOR if key >= 12 else harmony.KRUMHANSL_MAJOR
-        assert harmony.estimate_key(np.roll(template, key % 12)) == key
+        found, confidence = harmony.estimate_key(np.roll(template, key % 12))
+        assert found == key and confidence > 0
+    assert harmony.estimate_key(np.ones(12)) == (0, 0.0)  # a flat profile has no key
     assert harmony.key_name(12 + 9) == "A minor"
 
 
