@@ -11,12 +11,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.progress import Stalled, process_progress, wait_for_progress
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -145,8 +146,7 @@ def celery_worker_factory(tmp_path):
     """
     workers: list[WorkerProcess] = []
 
-    def start(broker_url: str, queue: str | None = None, env: dict | None = None,
-              wait_ready_s: float = 60.0) -> WorkerProcess:
+    def start(broker_url: str, queue: str | None = None, env: dict | None = None) -> WorkerProcess:
         queue = queue or f"test-{uuid.uuid4().hex[:10]}"
         log_path = tmp_path / f"worker-{len(workers)}-{queue}.log"
         worker_env = {
@@ -165,12 +165,16 @@ def celery_worker_factory(tmp_path):
                                    stderr=subprocess.STDOUT, start_new_session=True)
         worker = WorkerProcess(broker_url, queue, process, log_path)
         workers.append(worker)
-        deadline = time.monotonic() + wait_ready_s
-        while "ready." not in worker.log():
-            if process.poll() is not None or time.monotonic() > deadline:
-                worker.stop()
-                pytest.fail(f"celery worker did not start on {broker_url}:\n{worker.log()[-3000:]}")
-            time.sleep(0.2)
+        # Start-up (imports, broker connection) is slow on a busy machine: wait while the
+        # worker uses CPU or writes its log, fail when it dies or stalls.
+        try:
+            wait_for_progress(lambda: "ready." in worker.log() or process.poll() is not None,
+                              process_progress(process, log_path), what=f"a celery worker on {broker_url}")
+        except Stalled as error:
+            worker.stop()
+            pytest.fail(f"{error}\n{worker.log()[-3000:]}", pytrace=False)
+        if process.poll() is not None:
+            pytest.fail(f"celery worker did not start on {broker_url}:\n{worker.log()[-3000:]}", pytrace=False)
         return worker
 
     yield start
