@@ -66,13 +66,30 @@ def check_broker(url: str, timeout_s: float = CHECK_TIMEOUT_S) -> dict:
     return {"ok": True, "detail": f"transport {transport}"}
 
 
+def within(check, url: str, timeout_s: float = CHECK_TIMEOUT_S) -> dict:
+    """`check(url, timeout_s)`, but never longer than about `timeout_s`: a server that accepts the
+    connection and then says nothing (a hung or firewalled service) must not hang the caller, and
+    not every client library bounds the read of the first reply."""
+    import threading
+
+    outcome: dict = {"ok": False, "detail": f"no answer within {timeout_s:g} s"}
+
+    def attempt() -> None:
+        outcome.update(check(url, timeout_s))
+
+    thread = threading.Thread(target=attempt, name=f"check {redact(url)}", daemon=True)
+    thread.start()
+    thread.join(timeout_s + 1.0)
+    return dict(outcome) if not thread.is_alive() else {"ok": False, "detail": f"no answer within {timeout_s:g} s"}
+
+
 def require(database_url: str | None = None, broker_url: str | None = None,
             timeout_s: float = CHECK_TIMEOUT_S) -> None:
     """Raise `ServiceUnavailableError` for the first of the given services that does not answer."""
     for name, url, check in (("database", database_url, check_database), ("broker", broker_url, check_broker)):
         if url is None:
             continue
-        outcome = check(url, timeout_s)
+        outcome = within(check, url, timeout_s)
         if not outcome["ok"]:
             raise ServiceUnavailableError(f"the {name} at {redact(url)} is unreachable: {outcome['detail']}")
 

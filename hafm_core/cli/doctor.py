@@ -82,7 +82,7 @@ def collect(timeout_s: float = 3.0) -> dict:
     from hafm_core.errors import ConfigError
 
     report = {"versions": _versions(), "devices": _devices(), "ffmpeg": _ffmpeg(), "weights": _weights()}
-    from hafm_core.reachability import check_broker, check_database, redact
+    from hafm_core.reachability import check_broker, check_database, redact, within
 
     for name, get_url, check in (
         ("database", config.database_url, check_database),
@@ -93,7 +93,7 @@ def collect(timeout_s: float = 3.0) -> dict:
         except ConfigError as error:
             report[name] = {"url": None, "ok": False, "detail": str(error)}
             continue
-        report[name] = {"url": redact(url), **check(url, timeout_s)}
+        report[name] = {"url": redact(url), **within(check, url, timeout_s)}
     report["missing"] = missing(report)
     report["ok"] = not report["missing"]
     return report
