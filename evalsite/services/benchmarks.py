@@ -393,7 +393,7 @@ def send_for_run(run: BenchmarkRun, name: str, argument_lists: Sequence[tuple], 
                    f"undispatched until `hafm benchmark resume {run.id}` sends them")
         BenchmarkRun.objects.filter(id=run.id, status__in=BenchmarkRun.ACTIVE).update(
             status=BenchmarkRun.Status.UNDISPATCHED, error=message[:4000])
-        log.warning(message)
+        log.debug(message)  # recorded on the run; the caller reports it
         if raise_error:
             raise DispatchError(message) from error
         return 0
