@@ -1,0 +1,67 @@
+"""`make demo`'s worker lives exactly as long as the demo: `evalsite.with_worker` (what the Makefile
+runs) stops it when the job ends with an error, on SIGTERM, on Ctrl-C, and when it is itself
+SIGKILLed. A short stand-in job replaces the demo; the worker is a real Celery worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from evalsite.with_worker import _alive
+from tests.conftest import ROOT
+from tests.progress import process_progress, wait_for_progress
+
+pytestmark = pytest.mark.slow
+
+# Records its pid, then waits for a GO file and exits 3 (the "error" case), or sleeps until stopped.
+JOB = 'echo $$ > "$1/job.pid"; while [ ! -f "$1/GO" ]; do sleep 0.2; done; exit 3'
+
+
+@pytest.mark.parametrize("ending", ["error", "SIGTERM", "SIGINT", "SIGKILL"])
+def test_the_worker_is_stopped_however_the_demo_ends(ending, tmp_path):
+    pidfile, logfile = tmp_path / "celery-demo.pid", tmp_path / "celery-demo.log"
+    env = {**os.environ, "HAFM_VAR_DIR": str(tmp_path / "var"), "HAFM_CELERY_QUEUE": f"demo-{ending}",
+           "CELERY_BROKER_URL": f"sqla+sqlite:///{tmp_path}/broker.sqlite3"}
+    env.pop("DATABASE_URL", None)
+    wrapper = subprocess.Popen([sys.executable, "-m", "evalsite.with_worker", "--pidfile", str(pidfile),
+                                "--logfile", str(logfile), "--", "sh", "-c", JOB, "job", str(tmp_path)],
+                               cwd=ROOT, env=env, start_new_session=True)
+    try:
+        ready = lambda: "ready." in (logfile.read_text() if logfile.exists() else "")  # noqa: E731
+        wait_for_progress(lambda: ready() or wrapper.poll() is not None, process_progress(wrapper, logfile),
+                          what="the demo's worker to be ready", details=lambda: _tail(logfile))
+        assert wrapper.poll() is None, _tail(logfile)
+        worker_pid = int(pidfile.read_text())
+        job_pid = int((tmp_path / "job.pid").read_text())
+        assert _alive(worker_pid) and _alive(job_pid)
+
+        if ending == "error":
+            (tmp_path / "GO").touch()
+        else:
+            os.kill(wrapper.pid, getattr(signal, ending))
+        wait_for_progress(lambda: wrapper.poll() is not None, process_progress(wrapper, logfile),
+                          what="the wrapper to exit", details=lambda: _tail(logfile))
+        if ending == "SIGKILL":
+            # No cleanup ran: the kernel tells the worker its parent died (SIGTERM).
+            wait_for_progress(lambda: not _alive(worker_pid), lambda: Path(logfile).stat().st_size,
+                              what="the orphaned worker to stop", details=lambda: _tail(logfile))
+        else:
+            expected = {"error": 3, "SIGTERM": 128 + signal.SIGTERM, "SIGINT": 128 + signal.SIGINT}[ending]
+            assert wrapper.returncode == expected
+            assert not pidfile.exists()
+        assert not _alive(worker_pid), f"worker {worker_pid} still running after {ending}"
+        if ending != "SIGKILL":
+            assert not _alive(job_pid)
+    finally:
+        if wrapper.poll() is None:
+            os.killpg(wrapper.pid, signal.SIGKILL)
+            wrapper.wait()
+
+
+def _tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-3000:] if path.exists() else "(no worker log)"
