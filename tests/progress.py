@@ -55,6 +55,12 @@ def wait_for_progress(done: Callable[[], bool], progress: Callable[[], Hashable]
         time.sleep(poll_s)
 
 
+def busy_seconds(*processes: subprocess.Popen) -> tuple[int, ...]:
+    """Whole CPU seconds each process has used: a worker inside one long step (a first fit
+    compiling numba on a loaded machine) still moves; a hung or idle one does not."""
+    return tuple(int(cpu_seconds(p.pid)) for p in processes)
+
+
 def process_progress(process: subprocess.Popen, *files: Path) -> Callable[[], tuple]:
     """A subprocess's progress: the sizes of the files it writes and the CPU time it uses."""
     def snapshot() -> tuple:

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from evalsite.models import BenchmarkRun
 from tests.benchmarks_site.conftest import run_snapshot
-from tests.progress import wait_for_progress
+from tests.progress import busy_seconds, wait_for_progress
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -61,8 +61,9 @@ def test_a_new_staff_user_launches_watches_and_reads_a_benchmark(django_user_mod
         seen_phases.add(progress["phase"])
         return not progress["active"]
 
-    # Fails only when the run shows no change (clips, fits, phase) for the stated time.
-    wait_for_progress(poll, lambda: run_snapshot(run.id), what="the run page to show the run done",
+    # Fails only when nothing moves (clips, fits, phase, the worker's CPU) for the stated time.
+    wait_for_progress(poll, lambda: (run_snapshot(run.id), busy_seconds(worker.process)),
+                      what="the run page to show the run done",
                       poll_s=0.25, details=lambda: worker.log()[-3000:])
     assert progress["status"] == "done", (progress["error"], worker.log()[-3000:])
     assert progress["totals"]["done"] == progress["totals"]["total"] == 2 * len(SYSTEMS)

@@ -16,7 +16,7 @@ from hafm_core.fad.cache import EmbeddingCache
 from hafm_core.fad.compute import compute_fad
 from hafm_core.fad.embedders import load_embedder
 from tests.conftest import ROOT, current_database_url
-from tests.progress import run_until_exit, wait_for_progress
+from tests.progress import busy_seconds, run_until_exit, wait_for_progress
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -112,7 +112,8 @@ def test_killed_worker_loses_nothing_and_counts_nothing_twice(audio_sets, tmp_pa
                                     queue=worker.queue, broker_url=redis_url)
     eval_shard = FadShard.objects.get(result=result, side=FadShard.Side.EVAL)
     wait_for_progress(lambda: FadShard.objects.get(id=eval_shard.id).files_done >= 4,
-                      lambda: job_snapshot(result.id), what="the first eval batch", details=worker.log)
+                      lambda: (job_snapshot(result.id), busy_seconds(worker.process)), what="the first eval batch",
+                      details=worker.log)
     time.sleep(0.5)
     worker.kill()
     eval_shard.refresh_from_db()
@@ -127,7 +128,7 @@ def test_killed_worker_loses_nothing_and_counts_nothing_twice(audio_sets, tmp_pa
     time.sleep(2.5)  # past the visibility timeout, so the restarted worker restores the message
     restarted = celery_worker_factory(redis_url, queue=worker.queue, env=crash)
     wait_for_progress(lambda: FadResult.objects.get(id=result.id).status not in FadResult.ACTIVE,
-                      lambda: job_snapshot(result.id), what="the job to finish",
+                      lambda: (job_snapshot(result.id), busy_seconds(restarted.process)), what="the job to finish",
                       details=lambda: restarted.log()[-2000:])
     result.refresh_from_db()
     assert result.status == FadResult.Status.DONE, result.error
