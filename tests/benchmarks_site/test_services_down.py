@@ -146,3 +146,17 @@ def queued_messages(broker_file) -> int:
 
     with sqlite3.connect(broker_file) as connection:
         return connection.execute("SELECT COUNT(*) FROM kombu_message WHERE visible = 1").fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_launch_form_never_says_launched_when_the_broker_refused(admin_client, media_root,
+                                                                     tiny_checkpoint_dir, refusing_broker):
+    from django.urls import reverse
+
+    form = {"checkpoint": str(tiny_checkpoint_dir), "dataset": "synthetic:10", "systems": ["random"],
+            "excerpts": 2, "seed": 1, "embedder": "logmel"}
+    page = admin_client.post(reverse("evalsite:run_launch"), form, follow=True).content.decode()
+    run = BenchmarkRun.objects.get()
+    assert run.status == BenchmarkRun.Status.UNDISPATCHED
+    assert "Benchmark launched" not in page and "did not take its tasks" in page
+    assert "status-undispatched" in page
