@@ -31,6 +31,7 @@ def test_the_worker_is_stopped_however_the_demo_ends(ending, tmp_path):
     wrapper = subprocess.Popen([sys.executable, "-m", "evalsite.with_worker", "--pidfile", str(pidfile),
                                 "--logfile", str(logfile), "--", "sh", "-c", JOB, "job", str(tmp_path)],
                                cwd=ROOT, env=env, start_new_session=True)
+    worker_pid = None
     try:
         ready = lambda: "ready." in (logfile.read_text() if logfile.exists() else "")  # noqa: E731
         wait_for_progress(lambda: ready() or wrapper.poll() is not None, process_progress(wrapper, logfile),
@@ -57,10 +58,12 @@ def test_the_worker_is_stopped_however_the_demo_ends(ending, tmp_path):
         assert not _alive(worker_pid), f"worker {worker_pid} still running after {ending}"
         if ending != "SIGKILL":
             assert not _alive(job_pid)
-    finally:
+    finally:  # nothing outlives the test, even when it fails
         if wrapper.poll() is None:
             os.killpg(wrapper.pid, signal.SIGKILL)
             wrapper.wait()
+        if worker_pid is not None and _alive(worker_pid):
+            os.killpg(worker_pid, signal.SIGKILL)
 
 
 def _tail(path: Path) -> str:
