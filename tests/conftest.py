@@ -30,11 +30,20 @@ _DB_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_d
                 "live_server", "admin_client", "admin_user", "django_user_model", "client_with_db"}
 
 
+# pytest-timeout's fixed 600 s (pyproject) fails a test that is merely slow on a busy machine.
+# Tests with real workers wait on PROGRESS instead (tests/progress.py: they fail after 120 s
+# with nothing moving); for them the fixed limit is only a net for a hang outside those waits.
+WORKER_TEST_HANG_NET_S = 3600
+
+
 def pytest_collection_modifyitems(config, items):
-    """Mark every test that touches the database `db`, so the PostgreSQL pass can select them."""
+    """Mark every test that touches the database `db`, so the PostgreSQL pass can select them;
+    give tests with real Celery workers the hang net instead of the fixed time limit."""
     from django.test import TransactionTestCase
 
     for item in items:
+        if "celery_worker_factory" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(WORKER_TEST_HANG_NET_S))
         cls = getattr(item, "cls", None)
         uses_db = (
             item.get_closest_marker("django_db") is not None

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from evalsite.with_worker import _alive
-from tests.conftest import ROOT
+from tests.conftest import ROOT, WORKER_TEST_HANG_NET_S
 from tests.progress import process_progress, wait_for_progress
 
-pytestmark = pytest.mark.slow
+# Waits on progress; the fixed limit is only a net for a hang.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(WORKER_TEST_HANG_NET_S)]
 
 # Records its pid, then waits for a GO file and exits 3 (the "error" case), or sleeps until stopped.
 JOB = 'echo $$ > "$1/job.pid"; while [ ! -f "$1/GO" ]; do sleep 0.2; done; exit 3'
