@@ -6,7 +6,8 @@
         -- sh -c 'python manage.py run_demo && exec python manage.py runserver ...'
 
 The worker is stopped on every way out: the command finishing or failing (its exit code is
-returned), Ctrl-C (SIGINT), SIGTERM or SIGHUP (forwarded to the command first), and the death
+returned), Ctrl-C (SIGINT), SIGTERM or SIGHUP (forwarded to the command's process group first),
+and the death
 of whoever started us (Linux: the kernel sends us SIGTERM when our parent dies, and sends
 the worker SIGTERM when we die, even by SIGKILL). A worker left by an earlier run that was
 killed before it could clean up (its pid in `--pidfile`) is stopped first.
@@ -106,22 +107,24 @@ def run(command: list[str], pidfile: Path, logfile: Path, worker_args: list[str]
         print(f"==> starting a Celery worker (log: {logfile})", flush=True)
         worker = start_worker(logfile, worker_args)
         pidfile.write_text(f"{worker.pid}\n")
-        job = subprocess.Popen(command, preexec_fn=_die_with_parent)
+        # Its own process group, so a signal reaches the whole command (a shell and what it
+        # runs, e.g. run_demo then runserver), not only the shell.
+        job = subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent)
         return job.wait()
     except _Stop as stop_signal:
         if job is not None and job.poll() is None:
-            # The command runs in our process group; a terminal's Ctrl-C already reached it.
-            with contextlib.suppress(ProcessLookupError):
-                job.send_signal(stop_signal.signum)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(job.pid, stop_signal.signum)
             try:
                 job.wait(STOP_GRACE_S)
             except subprocess.TimeoutExpired:
-                job.kill()
-                job.wait()
+                pass
         return 128 + stop_signal.signum
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, signal.SIG_IGN)  # nothing interrupts the cleanup
+        if job is not None:
+            stop_process_group(job.pid, grace_s=1.0)  # whatever the command left running
         if worker is not None:
             print(f"==> stopping the Celery worker (pid {worker.pid})", flush=True)
             stop_process_group(worker.pid)
