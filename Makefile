@@ -73,14 +73,12 @@ demo: setup system-deps
 	@mkdir -p $(VAR)
 	@echo "==> migrating the database"
 	$(BIN)/python manage.py migrate --noinput -v 0
-	@if [ -f $(VAR)/celery-demo.pid ]; then kill "$$(cat $(VAR)/celery-demo.pid)" 2>/dev/null; rm -f $(VAR)/celery-demo.pid; sleep 1; fi
-	@echo "==> starting a Celery worker (log: $(VAR)/celery-demo.log)"
-	$(BIN)/celery -A evalsite worker --pool solo --concurrency 1 --detach \
-	  --pidfile $(CURDIR)/$(VAR)/celery-demo.pid --logfile $(CURDIR)/$(VAR)/celery-demo.log --loglevel INFO
-	@trap 'kill "$$(cat $(VAR)/celery-demo.pid 2>/dev/null)" 2>/dev/null; rm -f $(VAR)/celery-demo.pid' EXIT INT TERM; \
-	$(BIN)/python manage.py run_demo && \
-	echo "==> serving the site: open http://$(HOST):$(PORT)/ (Ctrl-C stops the site and the worker)" && \
-	$(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
+	@# The worker lives exactly as long as the demo: stopped on success, error, Ctrl-C, SIGTERM
+	@# or SIGHUP (evalsite/with_worker.py; `exec` so that make's signals reach it directly).
+	exec $(BIN)/python -m evalsite.with_worker --pidfile $(CURDIR)/$(VAR)/celery-demo.pid \
+	  --logfile $(CURDIR)/$(VAR)/celery-demo.log -- sh -c '$(BIN)/python manage.py run_demo && \
+	  echo "==> serving the site: open http://$(HOST):$(PORT)/ (Ctrl-C stops the site and the worker)" && \
+	  exec $(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)'
 
 bench: setup system-deps
 	@for script in benchmarks/*.py; do echo "==> $$script"; $(BIN)/python $$script || exit 1; done

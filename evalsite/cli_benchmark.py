@@ -69,24 +69,46 @@ def _setup_django() -> None:
 
 
 EXPORT_FILES = ("run.json", "systems.csv", "clips.csv", "reproducibility.json")
+# What each action needs: the database always; the broker where tasks are sent.
+NEEDS_BROKER = {"run", "rerun", "resume"}
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check the output and the services first (one line naming the one that is down, exit 2),
+    then act; a service lost in the middle is reported the same way."""
     if args.action == "export":  # before the database is touched
         check_output_dir(args.out)
         refuse_existing([args.out / name for name in EXPORT_FILES], args.overwrite,
                         f"hafm benchmark export --out {args.out}")
     _setup_django()
+    from django.db import InterfaceError, OperationalError
+
+    from evalsite.services.connectivity import (
+        ServiceUnavailableError,
+        database_url,
+        redact,
+        require_services,
+    )
+
+    require_services(database=True, broker=args.action in NEEDS_BROKER)
+    try:
+        return _act(args)
+    except (OperationalError, InterfaceError) as error:
+        raise ServiceUnavailableError(f"the database at {redact(database_url())} failed: "
+                                      f"{type(error).__name__}: {' '.join(str(error).split())}") from error
+
+
+def _act(args: argparse.Namespace) -> int:
     from evalsite.services import benchmark_export, benchmarks
 
     if args.action == "run":
         launch = benchmarks.launch_benchmark(
             checkpoint_path=args.checkpoint, dataset_spec=args.dataset, systems=args.systems.split(","),
             n_excerpts=args.excerpts, seed=args.seed, embedder=args.embedder, progress=not args.json)
-        return _report_launch(launch.run, launch.reused, args)
+        return _report_launch(launch.run, launch.reused, args, _sent(launch))
     if args.action == "rerun":
         launch = benchmark_export.rerun(args.record, progress=not args.json)
-        return _report_launch(launch.run, launch.reused, args)
+        return _report_launch(launch.run, launch.reused, args, _sent(launch))
     run_ = benchmarks.get_run(args.run)
     if args.action == "status":
         return _print_status(run_, args.json)
@@ -109,9 +131,14 @@ def run(args: argparse.Namespace) -> int:
     raise AssertionError(args.action)
 
 
+def _sent(launch) -> dict:
+    return {} if launch.tasks_sent is None else {"tasks_sent": launch.tasks_sent}
+
+
 def _report_launch(run_, reused: bool, args, extra: dict | None = None) -> int:
     from django.urls import reverse
 
+    _refuse_undispatched(run_)
     if not args.json:
         verb = "reusing the existing run" if reused else "launched run"
         print(f"{verb} {run_.id} ({run_.n_excerpts} excerpts x {len(run_.systems)} systems)")
@@ -119,6 +146,18 @@ def _report_launch(run_, reused: bool, args, extra: dict | None = None) -> int:
     if args.wait:
         run_ = wait_for(run_, args.timeout, show_progress=True)
     return _print_status(run_, args.json, {"reused": reused, **(extra or {})}, final=args.wait)
+
+
+def _refuse_undispatched(run_) -> None:
+    """A run whose tasks the broker did not take is never reported as dispatched: one line saying
+    so and how to send them (exit 2)."""
+    from evalsite.models import BenchmarkRun
+    from evalsite.services.benchmarks import DispatchError
+
+    run_.refresh_from_db()
+    if run_.status == BenchmarkRun.Status.UNDISPATCHED:
+        raise DispatchError(run_.error or f"run {run_.id} is undispatched; `hafm benchmark resume {run_.id}` "
+                            "sends its tasks")
 
 
 def wait_for(run_, timeout_s: float | None = None, show_progress: bool = True):
@@ -140,6 +179,7 @@ def wait_for(run_, timeout_s: float | None = None, show_progress: bool = True):
             bar.n = totals.done + totals.failed
             bar.set_postfix(failed=totals.failed, measured=f"{len(progress.measured)}/{len(run_.systems)}")
             bar.refresh()
+            _refuse_undispatched(run_)
             if not run_.is_active:
                 return run_
             if deadline is not None and time.monotonic() > deadline:

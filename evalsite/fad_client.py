@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError  # noqa: E402
 
 from evalsite.models import FadResult  # noqa: E402
 from evalsite.services import fad as fad_services  # noqa: E402
+from evalsite.services.connectivity import require_services  # noqa: E402
 from hafm_core.errors import HafmError  # noqa: E402
 
 POLL_S = 0.5
@@ -31,6 +32,7 @@ def run_and_wait(background: str, evaluation: str, embedder: str, protocol: str 
                  with_ci: bool, with_fad_inf: bool, seed: int, shard_files: int, timeout_s: float,
                  progress_bar, stall_s: float | None = None) -> dict:
     """The job's report (as `hafm fad --json`), showing files embedded on `progress_bar(total, what)`."""
+    require_services()  # database or broker down: one line naming it, exit 2 (before any job row)
     result = fad_services.start_fad(background, evaluation, embedder, protocol, with_ci=with_ci,
                                     with_fad_inf=with_fad_inf, seed=seed, shard_files=shard_files,
                                     send=False)

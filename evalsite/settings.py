@@ -20,6 +20,7 @@ try:
     _DATABASE_URL = config.database_url()
     CELERY_BROKER_URL = config.broker_url()
     CELERY_TASK_ALWAYS_EAGER = config.env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+    _VISIBILITY_TIMEOUT_S = config.visibility_timeout_s()
     SECURE_SSL = config.env_bool("SECURE_SSL", False)
 except ConfigError as error:
     # One line naming the variable, not a traceback through Django's loader.
@@ -143,8 +144,12 @@ CELERY_TASK_TRACK_STARTED = True
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("HAFM_CELERY_QUEUE", "hafm")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 if CELERY_BROKER_URL.startswith("redis"):
-    # A task unacknowledged this long is handed to another worker (acks_late + a killed worker).
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("HAFM_VISIBILITY_TIMEOUT_S", "3600"))}
+    # A task unacknowledged this long is handed to another worker (acks_late + a killed worker):
+    # 300 s by default, so a killed worker's task is recovered in minutes (see config).
+    # Socket timeouts: a Redis that accepts connections but never answers is an error in
+    # seconds (the run waits `undispatched`), not a sender hung forever.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _VISIBILITY_TIMEOUT_S,
+                                       "socket_connect_timeout": 5, "socket_timeout": 30}
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = SECURE_SSL

@@ -51,7 +51,10 @@ def run_launch(request: HttpRequest) -> HttpResponse:
         except HafmError as error:
             form.add_error(None, str(error))
         else:
-            if launch.reused:
+            if launch.run.status == BenchmarkRun.Status.UNDISPATCHED:
+                # Never shown as launched: the broker did not take the tasks; Resume sends them.
+                messages.error(request, launch.run.error)
+            elif launch.reused:
                 messages.info(request, "A run with exactly these parameters already exists: here it is.")
             else:
                 messages.success(request, "Benchmark launched.")

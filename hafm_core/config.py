@@ -28,7 +28,7 @@ ENVIRONMENT = {
     "HAFM_WEIGHTS_DIR": ("$HAFM_VAR_DIR/weights", "folder holding model weights (see `hafm doctor`)"),
     "HAFM_MEDIA_DIR": ("$HAFM_VAR_DIR/media", "generated audio, stimuli and uploads"),
     "HAFM_CACHE_DIR": ("$HAFM_VAR_DIR/cache", "embedding and token caches"),
-    "HAFM_VISIBILITY_TIMEOUT_S": ("3600", "Redis: seconds before an unacknowledged task goes to another worker"),
+    "HAFM_VISIBILITY_TIMEOUT_S": ("300", "Redis: seconds before an unacknowledged task goes to another worker"),
     "DEBUG": ("true", "Django debug mode; false in production"),
     "SECRET_KEY": ("a fixed development key when DEBUG is on", "required when DEBUG is off"),
     "ALLOWED_HOSTS": ("127.0.0.1,localhost", "comma-separated host names the site answers"),
@@ -76,6 +76,28 @@ def database_url() -> str:
 def broker_url() -> str:
     value = os.environ.get("CELERY_BROKER_URL") or f"sqla+sqlite:///{var_dir() / 'celery-broker.sqlite3'}"
     return _checked_url("CELERY_BROKER_URL", value, BROKER_SCHEMES)
+
+
+DEFAULT_VISIBILITY_TIMEOUT_S = 300
+
+
+def visibility_timeout_s() -> int:
+    """Redis broker: seconds a task taken by a worker stays invisible before another worker gets it.
+
+    A killed worker's task is recovered after this long, so it is minutes, not hours; every
+    task is sized to finish well inside it (one clip, one system's measurement, one FAD shard)
+    and is idempotent, so a task redelivered while still running is never counted twice.
+    (RabbitMQ needs no timeout: a dead worker's unacknowledged message returns at once.)
+    """
+    value = os.environ.get("HAFM_VISIBILITY_TIMEOUT_S") or str(DEFAULT_VISIBILITY_TIMEOUT_S)
+    try:
+        seconds = int(value)
+    except ValueError:
+        seconds = 0
+    if seconds < 1:
+        raise ConfigError(f"HAFM_VISIBILITY_TIMEOUT_S={value!r} is not valid: expected a whole number of "
+                          "seconds >= 1 (default 300)")
+    return seconds
 
 
 def env_bool(name: str, default: bool) -> bool:

@@ -75,6 +75,8 @@ class BenchmarkRun(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"
         RUNNING = "running"
+        # Planned, but the broker did not take its tasks: `resume` (or a relaunch) sends them.
+        UNDISPATCHED = "undispatched"
         DONE = "done"
         FAILED = "failed"
         CANCELLED = "cancelled"
@@ -85,7 +87,8 @@ class BenchmarkRun(models.Model):
         COMPARE = "compare"  # paired comparison of three-stage with two-stage
         FINISHED = "finished"
 
-    ACTIVE = (Status.PENDING, Status.RUNNING)
+    ACTIVE = (Status.PENDING, Status.RUNNING, Status.UNDISPATCHED)
+    LIVE = (*ACTIVE, Status.DONE)  # at most one live run per parameters hash
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     checkpoint = models.ForeignKey(Checkpoint, on_delete=models.PROTECT, related_name="runs")
@@ -116,12 +119,16 @@ class BenchmarkRun(models.Model):
     audio_public = models.BooleanField(default=False)
     published_audio_sha256 = models.JSONField(default=list, blank=True,
                                               help_text="content hashes of the vocals made public")
+    step_attempts = models.JSONField(default=dict, blank=True,
+                                     help_text="times each step was started: a step whose worker keeps "
+                                               "dying fails the run instead of looping")
 
     class Meta:
         constraints = [
             # Launching the same run twice reuses it; a cancelled or failed run may be relaunched.
             models.UniqueConstraint(
-                fields=["parameters_hash"], condition=Q(status__in=["pending", "running", "done"]),
+                fields=["parameters_hash"],
+                condition=Q(status__in=["pending", "running", "undispatched", "done"]),
                 name="run_unique_live_parameters",
             ),
         ]

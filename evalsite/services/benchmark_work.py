@@ -11,6 +11,11 @@
 Phases advance with conditional UPDATEs (`filter(phase=old).update(phase=new)`): among
 workers finishing at the same moment exactly one sends the next step. `resume_run` sends
 the current step again when its tasks were lost with a worker.
+
+A worker killed inside a step (SIGKILL, out of memory, a crash in native code) cannot record
+anything; its unacknowledged task is delivered again. Each start of a step is counted
+(`claim_step`): a step started `MAX_STEP_ATTEMPTS` times without finishing fails the run with
+that reason instead of crashing workers forever.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ log = logging.getLogger(__name__)
 
 CANDIDATE, BASELINE = "three-stage", "two-stage"
 N_BOOTSTRAP = 1000
+MAX_STEP_ATTEMPTS = 3
 
 
 def run_media_dir(run: BenchmarkRun) -> Path:
@@ -43,6 +49,22 @@ def run_media_dir(run: BenchmarkRun) -> Path:
 def _live(run_id) -> BenchmarkRun | None:
     run = BenchmarkRun.objects.select_related("checkpoint").get(id=run_id)
     return run if run.is_active else None
+
+
+def claim_step(run_id, step: str, what: str) -> bool:
+    """Count one more start of `step`; False (and the run failed, with the reason) once the step
+    has been started `MAX_STEP_ATTEMPTS` times already: each earlier start died with its worker."""
+    with transaction.atomic():
+        run = BenchmarkRun.objects.select_for_update().get(id=run_id)
+        attempts = int(run.step_attempts.get(step, 0))
+        if attempts >= MAX_STEP_ATTEMPTS:
+            fail_run(run_id, f"{what}: started {attempts} times and never finished; the worker running it died "
+                             "each time (killed, out of memory, or a crash in native code: see the worker log). "
+                             f"Fix the cause, then `hafm benchmark resume {run_id}`")
+            return False
+        run.step_attempts[step] = attempts + 1
+        BenchmarkRun.objects.filter(id=run_id).update(step_attempts=run.step_attempts)
+    return True
 
 
 def mark_started(run_id) -> None:
@@ -64,6 +86,9 @@ def generate_clips(run_id, clip_ids: list[str]) -> int:
     made = 0
     clips = (GeneratedClip.objects.select_related("excerpt")
              .filter(run=run, id__in=clip_ids, status=GeneratedClip.Status.PENDING).order_by("excerpt__key"))
+    if not clips.exists() or not claim_step(run.id, f"generate:{min(clip_ids)}",
+                                            f"generating clips {', '.join(sorted(clip_ids))}"):
+        return 0
     for clip in clips:
         if not BenchmarkRun.objects.filter(id=run.id, status__in=BenchmarkRun.ACTIVE).exists():
             break
@@ -93,12 +118,13 @@ def fail_run(run_id, reason: str) -> None:
         status=BenchmarkRun.Status.FAILED, error=reason[:4000], finished=timezone.now())
 
 
-def advance(run_id, resend: bool = False) -> int:
+def advance(run_id, resend: bool = False, raise_error: bool = False) -> int:
     """Send the next step once nothing of the current one is missing; returns tasks sent.
 
-    resend: also send the current step's tasks again (after a crash lost them).
+    resend: also send the current step's tasks again (after a crash lost them). A broker that
+    does not take them leaves the run `undispatched` (raised with `raise_error`).
     """
-    from evalsite.services.benchmarks import send_tasks
+    from evalsite.services.benchmarks import send_for_run
 
     run = _live(run_id)
     if run is None or GeneratedClip.objects.filter(run=run, status=GeneratedClip.Status.PENDING).exists():
@@ -109,21 +135,20 @@ def advance(run_id, resend: bool = False) -> int:
         measured = set(SystemResult.objects.filter(run=run).values_list("system", flat=True))
         missing = [s for s in run.systems if s not in measured]
         if missing:
-            send_tasks("evalsite.benchmarks.measure_system", [(str(run.id), s) for s in missing], run.queue)
-            return len(missing)
-    return _after_measure(run, resend)
+            return send_for_run(run, "evalsite.benchmarks.measure_system", [(str(run.id), s) for s in missing],
+                                raise_error=raise_error)
+    return _after_measure(run, resend, raise_error)
 
 
-def _after_measure(run: BenchmarkRun, resend: bool) -> int:
-    from evalsite.services.benchmarks import send_tasks
+def _after_measure(run: BenchmarkRun, resend: bool, raise_error: bool) -> int:
+    from evalsite.services.benchmarks import send_for_run
 
     if SystemResult.objects.filter(run=run).count() < len(run.systems):
         return 0
     runs = BenchmarkRun.objects.filter(id=run.id, status__in=BenchmarkRun.ACTIVE)
     moved = runs.filter(phase=BenchmarkRun.Phase.MEASURE).update(phase=BenchmarkRun.Phase.COMPARE)
     if moved or (resend and runs.filter(phase=BenchmarkRun.Phase.COMPARE).exists()):
-        send_tasks("evalsite.benchmarks.compare_systems", [(str(run.id),)], run.queue)
-        return 1
+        return send_for_run(run, "evalsite.benchmarks.compare_systems", [(str(run.id),)], raise_error=raise_error)
     return 0
 
 
@@ -174,6 +199,8 @@ def measure_system(run_id, system: str) -> SystemResult | None:
     if existing is not None:
         advance(run.id)
         return existing
+    if not claim_step(run.id, f"measure:{system}", f"measuring {system}"):
+        return None
     started = time.perf_counter()
     embedder = _embedder(run.embedder)
     fields = {"embedder": run.embedder, "protocol": embedder.protocol,
@@ -220,7 +247,7 @@ def compare_systems(run_id) -> dict | None:
     from hafm_core.fad.uncertainty import paired_bootstrap, paired_moments
 
     run = _live(run_id)
-    if run is None:
+    if run is None or not claim_step(run.id, "compare", "comparing systems"):
         return None
     results: dict = {}
     if CANDIDATE in run.systems and BASELINE in run.systems:

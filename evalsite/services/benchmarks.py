@@ -10,6 +10,9 @@ is still missing. A worker or web process that dies loses at most the work in fl
       -> launch_run: parameters hash; a live run with the same hash is reused
            -> plan_clips: one row per (excerpt, system), a fixed number of queries
            -> dispatch (after commit): generate_clips tasks on the run's queue
+
+A run whose tasks the broker did not take is `undispatched` (with the reason in `error`), never
+left looking queued: `resume_run`, or launching the same parameters again, sends them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from evalsite.models import BenchmarkRun, Checkpoint, Dataset, Excerpt, GeneratedClip
+from evalsite.services.connectivity import ServiceUnavailableError, broker_url, redact
 from hafm_core import constants
 from hafm_core.errors import CheckpointError, DatasetError, HafmError
 from hafm_core.provenance import code_version, sha256_bytes
@@ -43,8 +47,14 @@ SYSTEM_STAGES = {
 }
 DEFAULT_SYSTEMS = ("three-stage", "two-stage", "random", "ground-truth")
 DEFAULT_EMBEDDER = "vggish"
-CLIPS_PER_TASK = 4
+# One clip per task: every task finishes well inside the broker's visibility timeout (300 s).
+CLIPS_PER_TASK = 1
 SYNTHETIC_DEFAULT_TRACKS = 4
+# Sending tasks: give up within seconds when the broker does not answer (the run is then
+# `undispatched`, and resume sends it later).
+SEND_RETRIES = 2
+SEND_TIMEOUT_S = 3.0
+SEND_RETRY_POLICY = {"max_retries": SEND_RETRIES, "interval_start": 0, "interval_step": 1, "interval_max": 1}
 
 
 class LaunchError(HafmError):
@@ -194,6 +204,7 @@ def check_embedder(embedder: str) -> None:
 class Launch:
     run: BenchmarkRun
     reused: bool  # True when a live run with the same parameters already existed
+    tasks_sent: int | None = None  # when this launch (re)dispatched an undispatched run
 
 
 def sampling_parameters() -> dict:
@@ -273,7 +284,7 @@ def launch_run(*, checkpoint: Checkpoint, dataset: Dataset, systems: Sequence[st
                              parameters["sampling"])
     existing = live_run(digest)
     if existing is not None:
-        return Launch(existing, reused=True)
+        return _reuse(existing, dispatch)
     try:
         with transaction.atomic():
             run = BenchmarkRun.objects.create(
@@ -284,19 +295,31 @@ def launch_run(*, checkpoint: Checkpoint, dataset: Dataset, systems: Sequence[st
             )
             plan_clips(run, excerpts)
             if dispatch:
-                transaction.on_commit(lambda: dispatch_run(run.id))
+                # A broker that refuses the tasks leaves the run `undispatched`, not raised here.
+                transaction.on_commit(lambda: dispatch_run(run.id, raise_error=False))
     except IntegrityError:
         # Another launch with the same parameters committed first: reuse it.
         existing = live_run(digest)
         if existing is None:
             raise
-        return Launch(existing, reused=True)
+        return _reuse(existing, dispatch)
+    run.refresh_from_db()
     return Launch(run, reused=False)
+
+
+def _reuse(run: BenchmarkRun, dispatch: bool) -> Launch:
+    """The live run with the same parameters; one whose tasks never reached the broker is
+    dispatched now (never reused empty)."""
+    if dispatch and run.status == BenchmarkRun.Status.UNDISPATCHED:
+        sent = dispatch_run(run.id, raise_error=False)
+        run.refresh_from_db()
+        return Launch(run, reused=True, tasks_sent=sent)
+    return Launch(run, reused=True)
 
 
 def live_run(digest: str) -> BenchmarkRun | None:
     return (BenchmarkRun.objects.select_related("checkpoint", "dataset")
-            .filter(parameters_hash=digest, status__in=["pending", "running", "done"]).first())
+            .filter(parameters_hash=digest, status__in=BenchmarkRun.LIVE).first())
 
 
 def launch_benchmark(*, checkpoint_path: str, dataset_spec: str, systems: Sequence[str],
@@ -327,11 +350,13 @@ def get_run(run_id) -> BenchmarkRun:
     return runs.get(id=matches[0])
 
 
-def dispatch_run(run_id) -> int:
+def dispatch_run(run_id, resend: bool = False, raise_error: bool = True) -> int:
     """Send the work still missing to the run's queue; returns the number of tasks sent.
 
-    Pending clips -> `generate_clips` tasks; everything generated -> the measure step.
+    Pending clips -> `generate_clips` tasks; everything generated -> the measure step
+    (with `resend`, the current measure or compare step again, as after a lost worker).
     Safe to call twice: tasks skip clips already done (acks_late may redeliver anyway).
+    A broker that does not take the tasks marks the run `undispatched` (see `send_for_run`).
     """
     from evalsite.services.benchmark_work import advance
 
@@ -341,7 +366,7 @@ def dispatch_run(run_id) -> int:
     pending = list(GeneratedClip.objects.filter(run=run, status=GeneratedClip.Status.PENDING)
                    .order_by("excerpt__key", "system").values_list("id", "system"))
     if not pending:
-        return advance(run.id)
+        return advance(run.id, resend=resend, raise_error=raise_error)
     by_system: dict[str, list[str]] = {}
     for clip_id, system in pending:
         by_system.setdefault(system, []).append(str(clip_id))
@@ -349,18 +374,49 @@ def dispatch_run(run_id) -> int:
     for system in run.systems:
         ids = by_system.get(system, [])
         batches += [ids[i:i + CLIPS_PER_TASK] for i in range(0, len(ids), CLIPS_PER_TASK)]
-    send_tasks("evalsite.benchmarks.generate_clips", [(str(run.id), batch) for batch in batches], run.queue)
-    return len(batches)
+    return send_for_run(run, "evalsite.benchmarks.generate_clips", [(str(run.id), batch) for batch in batches],
+                        raise_error=raise_error)
+
+
+class DispatchError(ServiceUnavailableError):
+    """The broker did not take a run's tasks; the run waits `undispatched`."""
+
+
+def send_for_run(run: BenchmarkRun, name: str, argument_lists: Sequence[tuple], raise_error: bool = True) -> int:
+    """Send a run's tasks; returns how many. When the broker does not take them the run becomes
+    `undispatched` with the reason, and `DispatchError` is raised (or 0 returned)."""
+    try:
+        send_tasks(name, argument_lists, run.queue)
+    except Exception as error:  # noqa: BLE001 - kombu/redis/amqp raise transport-specific errors
+        message = (f"run {run.id} is planned but not dispatched: the broker at {redact(broker_url())} did not "
+                   f"take its tasks ({type(error).__name__}: {' '.join(str(error).split())}); it waits as "
+                   f"undispatched until `hafm benchmark resume {run.id}` sends them")
+        BenchmarkRun.objects.filter(id=run.id, status__in=BenchmarkRun.ACTIVE).update(
+            status=BenchmarkRun.Status.UNDISPATCHED, error=message[:4000])
+        log.debug(message)  # recorded on the run; the caller reports it
+        if raise_error:
+            raise DispatchError(message) from error
+        return 0
+    # Sent: a run that was waiting for the broker is live again.
+    BenchmarkRun.objects.filter(id=run.id, status=BenchmarkRun.Status.UNDISPATCHED).update(
+        status=BenchmarkRun.Status.RUNNING if run.started else BenchmarkRun.Status.PENDING, error="")
+    return len(argument_lists)
 
 
 def send_tasks(name: str, argument_lists: Sequence[tuple], queue: str) -> None:
-    """Send tasks by name over one broker connection (the broker the app is configured with now)."""
+    """Send tasks by name over one broker connection (the broker the app is configured with now).
+
+    Publishing gives up after a few seconds (a short retry policy), so a broker that is down
+    is an error now rather than a command that hangs.
+    """
     from evalsite.celery import app
 
     # By name: the sender need not have imported the task modules (a web process has not).
     with app.connection_for_write() as broker:
+        broker.ensure_connection(max_retries=SEND_RETRIES, interval_start=0, interval_step=1,
+                                 interval_max=1, timeout=SEND_TIMEOUT_S)
         for args in argument_lists:
-            app.send_task(name, args=list(args), queue=queue, connection=broker)
+            app.send_task(name, args=list(args), queue=queue, connection=broker, retry_policy=SEND_RETRY_POLICY)
 
 
 def cancel_run(run: BenchmarkRun) -> BenchmarkRun:
@@ -374,11 +430,13 @@ def cancel_run(run: BenchmarkRun) -> BenchmarkRun:
 
 
 def resume_run(run: BenchmarkRun, retry_failed: bool = True) -> int:
-    """Re-dispatch what is missing after a crash or a cancel; returns the number of tasks sent.
+    """Re-send whatever the run's current phase is missing; returns the number of tasks sent.
 
-    Clips already done are kept and never redone. Failed clips are retried when
-    `retry_failed`. A cancelled or failed run becomes live again, unless another live run
-    with the same parameters was launched meanwhile.
+    Generation: the pending clips (failed ones too when `retry_failed`); measurement: the
+    systems not measured yet; comparison: the compare step. Use it after a worker was killed
+    (its task may be lost), a cancel, or a broker outage (`undispatched`). Clips and systems
+    already done are kept and never redone. A cancelled or failed run becomes live again,
+    unless another live run with the same parameters was launched meanwhile.
     """
     if run.status == BenchmarkRun.Status.DONE:
         raise LaunchError(f"run {run.id} is done; there is nothing to resume")
@@ -391,10 +449,12 @@ def resume_run(run: BenchmarkRun, retry_failed: bool = True) -> int:
             phase = BenchmarkRun.Phase.GENERATE if has_pending else (
                 run.phase if run.phase != BenchmarkRun.Phase.FINISHED else BenchmarkRun.Phase.MEASURE)
             status = BenchmarkRun.Status.RUNNING if run.started else BenchmarkRun.Status.PENDING
-            BenchmarkRun.objects.filter(id=run.id).update(status=status, phase=phase, error="", finished=None)
+            # A fresh count of attempts: the user may have fixed what killed the worker.
+            BenchmarkRun.objects.filter(id=run.id).update(status=status, phase=phase, error="", finished=None,
+                                                          step_attempts={})
     except IntegrityError as error:
         other = live_run(run.parameters_hash)
         raise LaunchError(f"run {run.id} cannot be resumed: run {other.id if other else '?'} with the "
                           "same parameters is live; follow that one") from error
     run.refresh_from_db()
-    return dispatch_run(run.id)
+    return dispatch_run(run.id, resend=True)

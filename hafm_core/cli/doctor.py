@@ -56,55 +56,6 @@ def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def _check_database(url: str, timeout_s: float) -> dict:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.scheme == "sqlite":
-        import sqlite3
-        from pathlib import Path
-
-        path = Path(parts.path[1:])  # sqlite:////abs -> /abs, sqlite:///rel -> rel
-        if not path.parent.exists():
-            return {"ok": False, "detail": f"folder {path.parent} does not exist"}
-        try:
-            sqlite3.connect(path, timeout=timeout_s).execute("SELECT 1").close()
-        except sqlite3.Error as error:
-            return {"ok": False, "detail": str(error)}
-        return {"ok": True, "detail": f"SQLite file {path}"}
-    import psycopg
-
-    try:
-        conninfo = url.replace("postgres://", "postgresql://", 1)
-        with psycopg.connect(conninfo, connect_timeout=max(1, int(timeout_s))) as conn:
-            version = conn.execute("SHOW server_version").fetchone()[0]
-    except psycopg.Error as error:
-        return {"ok": False, "detail": str(error).strip().splitlines()[0]}
-    return {"ok": True, "detail": f"PostgreSQL {version}"}
-
-
-def _check_broker(url: str, timeout_s: float) -> dict:
-    from kombu import Connection
-
-    try:
-        with Connection(url, connect_timeout=timeout_s) as conn:
-            conn.ensure_connection(max_retries=1, timeout=timeout_s)
-            transport = conn.transport_cls
-    except Exception as error:  # noqa: BLE001 - kombu raises transport-specific errors; report them all
-        return {"ok": False, "detail": f"{type(error).__name__}: {error}"}
-    return {"ok": True, "detail": f"transport {transport}"}
-
-
-def _redact(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
-
-
 def _ffmpeg() -> dict:
     path = shutil.which("ffmpeg")
     if not path:
@@ -133,17 +84,28 @@ def collect(timeout_s: float = 3.0) -> dict:
     from hafm_core.errors import ConfigError
 
     report = {"versions": _versions(), "devices": _devices(), "ffmpeg": _ffmpeg(), "weights": _weights()}
+    from hafm_core.reachability import check_broker, check_database, redact, within
+
     for name, get_url, check in (
-        ("database", config.database_url, _check_database),
-        ("broker", config.broker_url, _check_broker),
+        ("database", config.database_url, check_database),
+        ("broker", config.broker_url, check_broker),
     ):
         try:
             url = get_url()
         except ConfigError as error:
             report[name] = {"url": None, "ok": False, "detail": str(error)}
             continue
-        report[name] = {"url": _redact(url), **check(url, timeout_s)}
+        report[name] = {"url": redact(url), **within(check, url, timeout_s)}
+    report["missing"] = missing(report)
+    report["ok"] = not report["missing"]
     return report
+
+
+def missing(report: dict) -> list[str]:
+    """What a configured setup lacks: unreachable services, then absent weights by key."""
+    services = [name for name in ("database", "broker") if not report[name]["ok"]]
+    weights = [f"weights:{entry['key']}" for entry in report["weights"]["models"] if not entry["present"]]
+    return services + weights
 
 
 def _print_human(report: dict) -> None:
@@ -168,10 +130,14 @@ def _print_human(report: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Exit 0 when every service answers and every weight is present, else 1 (a failed check);
+    `missing` in the JSON names what is not there."""
     report = collect(args.timeout)
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         _print_human(report)
-    return 0
+        if report["missing"]:
+            print(f"missing: {', '.join(report['missing'])}")
+    return 0 if report["ok"] else 1

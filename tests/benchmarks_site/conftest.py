@@ -93,3 +93,27 @@ def broker_url(tmp_path, monkeypatch) -> str:
     url = f"sqla+sqlite:///{tmp_path}/broker.sqlite3"
     monkeypatch.setattr(app.conf, "broker_url", url)
     return url
+
+
+def run_snapshot(run_id) -> tuple:
+    """What moves while a run makes progress: status, phase, clips finished, clips fitted, systems measured."""
+    from evalsite.models import BenchmarkRun, GeneratedClip, SystemResult
+
+    run = BenchmarkRun.objects.get(id=run_id)
+    clips = GeneratedClip.objects.filter(run_id=run_id)
+    return (run.status, run.phase, clips.exclude(status="pending").count(), clips.exclude(fit={}).count(),
+            SystemResult.objects.filter(run_id=run_id).count())
+
+
+def wait_for_run(run_id, *workers, until=None, what: str = "the run to end") -> None:
+    """Wait until the run is no longer active (or `until()`), failing only when it stops moving:
+    no clip, fit, result or phase, and no CPU used by its workers, for the stated time."""
+    from evalsite.models import BenchmarkRun
+    from tests.progress import busy_seconds, wait_for_progress
+
+    def finished() -> bool:
+        return until() if until is not None else not BenchmarkRun.objects.get(id=run_id).is_active
+
+    wait_for_progress(finished, lambda: (run_snapshot(run_id), busy_seconds(*(w.process for w in workers))),
+                      what=what, poll_s=0.1,
+                      details=lambda: "\n".join(w.log()[-3000:] for w in workers))

@@ -4,26 +4,17 @@ system, the paired comparison; a worker killed mid-run and a resume that redoes 
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import pytest
 
 from evalsite.models import BenchmarkRun, GeneratedClip, SystemResult
 from evalsite.services import benchmarks
-from tests.benchmarks_site.conftest import make_dataset
+from tests.benchmarks_site.conftest import make_dataset, wait_for_run
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 SYSTEMS = ["three-stage", "two-stage", "random", "ground-truth"]
-
-
-def _wait(predicate, timeout_s=180.0, worker=None):
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out; worker log:\n{worker.log()[-3000:] if worker else ''}")
-        time.sleep(0.05)
 
 
 def _worker(factory, broker_url, media_root, weights, queue=None):
@@ -43,7 +34,7 @@ def test_a_run_of_the_four_systems_finishes_through_a_worker(celery_worker_facto
 
     worker = _worker(celery_worker_factory, broker_url, media_root, tiny_weights_dir)
     run = _launch(tiny_checkpoint_dir, media_root, worker.queue, n_tracks=3)
-    _wait(lambda: not BenchmarkRun.objects.get(id=run.id).is_active, worker=worker)
+    wait_for_run(run.id, worker)
     run.refresh_from_db()
     assert run.status == BenchmarkRun.Status.DONE, run.error
     clips = GeneratedClip.objects.filter(run=run).select_related("excerpt")
@@ -83,7 +74,7 @@ def test_resume_after_a_killed_worker_redoes_only_missing_clips(celery_worker_fa
     run = _launch(tiny_checkpoint_dir, media_root, worker.queue, n_tracks=4)
     total = 4 * len(SYSTEMS)
     done = GeneratedClip.objects.filter(run=run, status="done")
-    _wait(lambda: done.count() >= 2, worker=worker)
+    wait_for_run(run.id, worker, until=lambda: done.count() >= 2, what="two clips")
     worker.kill()
     before = dict(done.values_list("id", "finished"))
     assert 0 < len(before) < total
@@ -94,7 +85,7 @@ def test_resume_after_a_killed_worker_redoes_only_missing_clips(celery_worker_fa
     second = _worker(celery_worker_factory, broker_url, media_root, tiny_weights_dir, queue=worker.queue)
     sent = benchmarks.resume_run(run)
     assert sent >= 1
-    _wait(lambda: not BenchmarkRun.objects.get(id=run.id).is_active, worker=second)
+    wait_for_run(run.id, second)
     run.refresh_from_db()
     assert run.status == BenchmarkRun.Status.DONE, run.error
     after = dict(GeneratedClip.objects.filter(run=run, id__in=before).values_list("id", "finished"))

@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 
@@ -17,6 +16,7 @@ from hafm_core.fad.cache import EmbeddingCache
 from hafm_core.fad.compute import compute_fad
 from hafm_core.fad.embedders import load_embedder
 from tests.conftest import ROOT, current_database_url
+from tests.progress import busy_seconds, run_until_exit, wait_for_progress
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,12 +31,11 @@ def eager_tasks(tmp_path, monkeypatch):
     app.conf.task_always_eager = before
 
 
-def wait_for(predicate, timeout_s: float, what: str, poll_s: float = 0.2):
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(poll_s)
+def job_snapshot(result_id) -> tuple:
+    """What moves while a FAD job makes progress: its status and each shard's state."""
+    return (FadResult.objects.get(id=result_id).status,
+            tuple(FadShard.objects.filter(result_id=result_id).order_by("id")
+                  .values_list("status", "files_done", "attempts")))
 
 
 def test_sharded_job_equals_the_single_pass_and_a_redelivered_shard_adds_nothing(audio_sets, eager_tasks, client):
@@ -77,8 +76,8 @@ def test_bad_audio_fails_the_job_with_the_file_named(tmp_path, audio_sets, eager
 
 
 def fad_cli(args, env):
-    completed = subprocess.run([sys.executable, "-m", "hafm_core", "fad", *args], cwd=ROOT, env=env,
-                               capture_output=True, text=True, timeout=180)
+    completed = run_until_exit([sys.executable, "-m", "hafm_core", "fad", *args], cwd=ROOT, env=env,
+                               what="hafm fad --distributed")
     assert completed.returncode == 0, completed.stderr[-3000:]
     return json.loads(completed.stdout), completed.stderr
 
@@ -113,7 +112,9 @@ def test_killed_worker_loses_nothing_and_counts_nothing_twice(audio_sets, tmp_pa
     result = fad_services.start_fad(str(background), str(evaluation), "logmel", with_ci=True, shard_files=8,
                                     queue=worker.queue, broker_url=redis_url)
     eval_shard = FadShard.objects.get(result=result, side=FadShard.Side.EVAL)
-    wait_for(lambda: FadShard.objects.get(id=eval_shard.id).files_done >= 4, 90, "the first eval batch")
+    wait_for_progress(lambda: FadShard.objects.get(id=eval_shard.id).files_done >= 4,
+                      lambda: (job_snapshot(result.id), busy_seconds(worker.process)), what="the first eval batch",
+                      details=worker.log)
     time.sleep(0.5)
     worker.kill()
     eval_shard.refresh_from_db()
@@ -127,8 +128,9 @@ def test_killed_worker_loses_nothing_and_counts_nothing_twice(audio_sets, tmp_pa
     blocked.write_bytes(original)
     time.sleep(2.5)  # past the visibility timeout, so the restarted worker restores the message
     restarted = celery_worker_factory(redis_url, queue=worker.queue, env=crash)
-    wait_for(lambda: FadResult.objects.get(id=result.id).status not in FadResult.ACTIVE, 120,
-             f"the job to finish; worker log:\n{restarted.log()[-2000:]}")
+    wait_for_progress(lambda: FadResult.objects.get(id=result.id).status not in FadResult.ACTIVE,
+                      lambda: (job_snapshot(result.id), busy_seconds(restarted.process)), what="the job to finish",
+                      details=lambda: restarted.log()[-2000:])
     result.refresh_from_db()
     assert result.status == FadResult.Status.DONE, result.error
     assert result.fad == pytest.approx(undisturbed["fad"], rel=1e-6)
@@ -173,7 +175,9 @@ def test_a_killed_shard_is_resumed_and_the_client_tells_stalled_from_absent(
     result = fad_services.start_fad(str(background), str(evaluation), "logmel", with_ci=True, shard_files=4,
                                     queue=worker.queue, broker_url=broker_url)
     stuck = FadShard.objects.get(result=result, side=FadShard.Side.EVAL, index=1)  # holds song05
-    wait_for(lambda: FadShard.objects.get(id=stuck.id).attempts == 1, 90, "the worker to reach song05")
+    wait_for_progress(lambda: FadShard.objects.get(id=stuck.id).attempts == 1,
+                      lambda: (job_snapshot(result.id), busy_seconds(worker.process)),
+                      what="the worker to reach song05")
     time.sleep(0.5)
     worker.kill()  # SIGKILL mid-shard
     blocked.unlink()

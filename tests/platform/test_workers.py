@@ -5,6 +5,7 @@ from django_celery_results.models import TaskResult
 
 from evalsite.tasks.diagnostics import worker_report
 from tests.conftest import current_database_url
+from tests.progress import process_progress, wait_for_progress
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -12,7 +13,11 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 def run_report_through_worker(celery_worker_factory, broker_url):
     worker = celery_worker_factory(broker_url)
     result = worker.submit(worker_report)
-    report = result.get(timeout=60)
+    # The task's state and the worker's log and CPU time must keep moving until it is done.
+    progress = process_progress(worker.process, worker.log_path)
+    wait_for_progress(result.ready, lambda: (result.state, progress()), what="the worker's report",
+                      details=worker.log)
+    report = result.get(timeout=10)
     assert report["pid"] == worker.process.pid or report["pid"] > 0
     # The worker wrote its result into the same (test) database the test reads.
     assert TaskResult.objects.filter(task_id=result.id, status="SUCCESS").exists()
