@@ -48,6 +48,13 @@ MESSAGES = {
 _MARK = "listening_plain"
 
 
+def keep_response(response: HttpResponse) -> HttpResponse:
+    """Mark an error response a view rendered on purpose (e.g. a staff form with its reason),
+    so the middleware passes it through instead of its plain page."""
+    setattr(response, _MARK, True)
+    return response
+
+
 def listening_prefix() -> str:
     return reverse("listening:audio", args=["x"]).rsplit("audio/", 1)[0]
 
@@ -106,10 +113,11 @@ class ListenerErrorsMiddleware:
             request.get_host()
         except DisallowedHost:
             return plain_error(request, 400)
-        if request.method == "POST":
+        # Uploads (multipart) are left unread: the upload view installs its streaming size
+        # limits before anything parses the body (listening.uploads).
+        if request.method == "POST" and not request.content_type.startswith("multipart/"):
             try:
-                if not request.content_type.startswith("multipart/"):  # uploads stream their files
-                    request.body  # noqa: B018 - reads the body under DATA_UPLOAD_MAX_MEMORY_SIZE
+                request.body  # noqa: B018 - reads the body under DATA_UPLOAD_MAX_MEMORY_SIZE
                 request.POST  # noqa: B018 - parses a form body once, here, not inside the CSRF check
             except (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent, MultiPartParserError,
                     UnreadablePostError, SuspiciousOperation) as error:

@@ -19,6 +19,7 @@ from hafm_core.errors import HafmError
 from listening import exports, selectors, services, uploads
 from listening.exceptions import StudySetupError
 from listening.forms import CLIP_NAMING, StudyForm
+from listening.middleware import keep_response
 
 
 @staff_member_required
@@ -60,7 +61,8 @@ def study_create(request: HttpRequest) -> HttpResponse:
         form = StudyForm(request.POST)
         form.is_valid()
         form.add_error(None, f"Upload stopped: {request.upload_refused}.")
-        return render(request, "listening/staff/create.html", {"form": form, "naming": CLIP_NAMING}, status=413)
+        return keep_response(render(request, "listening/staff/create.html", {"form": form, "naming": CLIP_NAMING},
+                                    status=413))
     return _study_create(request)
 
 
