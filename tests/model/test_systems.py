@@ -168,7 +168,9 @@ def test_generate_names_outputs_without_the_vocal_suffix_and_records_tokenizers(
 def test_generate_never_writes_over_its_own_input(cascade, tmp_path, capsys):
     vocal, _ = read_audio(cascade["files"][1][0])
     song = write_audio(tmp_path / "song.wav", vocal, RATE)
-    code = main(["generate", "--system", "ground-truth-raw", "--input", str(song), "--accompaniment",
-                 str(cascade["files"][2][1]), "--out", str(tmp_path)])
-    assert code == 2 and "would replace the vocal" in capsys.readouterr().err
+    for extra in ([], ["--overwrite"]):  # refused as an existing output, and even when overwriting
+        code = main(["generate", "--system", "ground-truth-raw", "--input", str(song), "--accompaniment",
+                     str(cascade["files"][2][1]), "--out", str(tmp_path), *extra])
+        assert code == 2
+    assert "would replace the vocal" in capsys.readouterr().err
     assert np.array_equal(read_audio(song)[0], vocal)
