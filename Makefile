@@ -61,11 +61,11 @@ lint: setup
 test-sqlite: setup system-deps
 	$(call ensure_debian,chromium:chromium)
 	@echo "==> tests on SQLite (embedded defaults)"
-	env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/pytest -m "not postgres"
+	env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/pytest -m "not postgres and (demo or not workers)"
 
 test-postgres: setup system-deps
 	@echo "==> database tests again on PostgreSQL ($(POSTGRES_URL))"
-	DATABASE_URL=$(POSTGRES_URL) $(BIN)/pytest -m "db and not browser"
+	DATABASE_URL=$(POSTGRES_URL) $(BIN)/pytest -m "db and not browser and not demo"
 
 test: lint test-sqlite test-postgres
 

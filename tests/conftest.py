@@ -42,8 +42,10 @@ def pytest_collection_modifyitems(config, items):
     from django.test import TransactionTestCase
 
     for item in items:
-        if "celery_worker_factory" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("timeout"):
-            item.add_marker(pytest.mark.timeout(WORKER_TEST_HANG_NET_S))
+        if "celery_worker_factory" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.workers)
+            if not item.get_closest_marker("timeout"):
+                item.add_marker(pytest.mark.timeout(WORKER_TEST_HANG_NET_S))
         cls = getattr(item, "cls", None)
         uses_db = (
             item.get_closest_marker("django_db") is not None

@@ -17,6 +17,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 SYSTEMS = ["three-stage", "two-stage", "random", "ground-truth"]
 
 
+@pytest.mark.demo
 def test_the_demo_runs_the_main_job_through_a_worker(tmp_path, settings, monkeypatch, celery_worker_factory,
                                                      broker_url, stempeg_sample_path, client):
     from listening.models import Study
