@@ -103,16 +103,9 @@ def rabbitmq_url() -> str:
 
 def current_database_url() -> str:
     """The URL of the database the running test uses (pytest-django's test database)."""
-    from django.db import connection
+    from evalsite.services.connectivity import database_url
 
-    settings = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{settings['NAME']}"
-    user = settings.get("USER") or "postgres"
-    password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
-    host = settings.get("HOST") or "127.0.0.1"
-    port = settings.get("PORT") or 5432
-    return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}"
+    return database_url()
 
 
 @dataclass
