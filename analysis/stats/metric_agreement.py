@@ -45,9 +45,6 @@ from analysis.stats.validation import (
 METRIC_COLUMNS = ("excerpt", "system", "metric", "value")
 DEFAULT_METRIC_ATTRIBUTES = {
     "rhythm_score": "rhythmic alignment",
-    "onset_beat_hit_rate": "rhythmic alignment",
-    "beat_emphasis": "rhythmic alignment",
-    "onset_xcorr_prominence": "rhythmic alignment",
     "beat_f_measure": "rhythmic alignment",
     "onset_xcorr_contrast": "rhythmic alignment",
     "tempo_agreement": "rhythmic alignment",
