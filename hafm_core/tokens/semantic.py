@@ -93,12 +93,12 @@ class SemanticTokenizer:
         kmeans_path = require_file(
             kmeans_path, f"k-means centroids (float32 [{constants.KMEANS_CLUSTERS}, D]) fitted by "
             "`hafm tokenize MANIFEST --fit-kmeans`")
+        centroids = load_npy(kmeans_path, "k-means centroids float32 [K, D]; refit them with "
+                             "`hafm tokenize MANIFEST --fit-kmeans --overwrite`")
+        model = load_pretrained(HubertModel, folder, HUBERT_SOURCE)  # damaged files are named first
         hubert_hash = sha256_tree(folder)
         kmeans_hash = sha256_file(kmeans_path)
         check_kmeans_sidecar(kmeans_path, kmeans_hash, layer, hubert_hash)
-        centroids = load_npy(kmeans_path, "k-means centroids float32 [K, D]; refit them with "
-                             "`hafm tokenize MANIFEST --fit-kmeans --overwrite`")
-        model = load_pretrained(HubertModel, folder, HUBERT_SOURCE)
         return cls(model, layer, device or torch_device(), hubert_hash, centroids, kmeans_hash)
 
     @property

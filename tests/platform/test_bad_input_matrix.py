@@ -552,8 +552,12 @@ def test_tokenize_into_a_cache_of_other_weights_is_refused(tmp_path, capsys, tok
 
     tok = shutil.copytree(token_cache / "tok", tmp_path / "tok")
     other = _copy_weights(tiny_weights, tmp_path / "other-weights")
+    from hafm_core.tokens.semantic import save_kmeans
+
     centroids = np.load(other / "kmeans.npy")
-    np.save(other / "kmeans.npy", centroids[::-1].copy())
+    meta = json.loads((other / "kmeans.json").read_text())
+    save_kmeans(centroids[::-1].copy(), other / "kmeans.npy",  # other centroids, consistently recorded
+                **{k: v for k, v in meta.items() if k not in ("sha256", "n_clusters", "dim")})
     argv = ["tokenize", str(token_cache / "data"), "--out", str(tok), "--weights", str(other), "--json"]
     expect_refusal(argv, tmp_path, capsys, str(tok), "other weights", "--overwrite")
     code, out, _ = run_main([*argv, "--overwrite"], capsys)
