@@ -206,6 +206,25 @@ class Attention(nn.Module):
             y = torch.cat(parts, dim=2)  # (B, H, T, hd)
         return self.proj(y.transpose(1, 2).reshape(batch, length, d_model))
 
+    def step(self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache, index: torch.Tensor,
+             n_keys: int) -> torch.Tensor:
+        """One decoding token with fixed shapes (see `hafm_core.decoding`).
+
+        x [B, 1, D]; index int64 [1], the token's sequence index (a tensor, so a captured CUDA
+        graph replays it); its key and value are written into the cache at `index`. Attention
+        reads the first `n_keys` cache slots; mask float [1, H, 1, n_keys] is -inf after `index`.
+        """
+        batch, _, d_model = x.shape
+        q, k, v = self.qkv(x).split(d_model, dim=2)
+        q = self.q_norm(q.view(batch, 1, self.n_head, self.head_dim)).transpose(1, 2)  # (B, H, 1, hd)
+        k = self.k_norm(k.view(batch, 1, self.n_head, self.head_dim)).transpose(1, 2)
+        v = v.view(batch, 1, self.n_head, self.head_dim).transpose(1, 2)
+        keys, values = cache.keys[self.layer], cache.values[self.layer]
+        keys.index_copy_(2, index, k)
+        values.index_copy_(2, index, v)
+        y = F.scaled_dot_product_attention(q, keys[:, :, :n_keys], values[:, :, :n_keys], attn_mask=mask)
+        return self.proj(y.transpose(1, 2).reshape(batch, 1, d_model))
+
 
 def _attend(q, k, v, buckets, future, table, dropout: float) -> torch.Tensor:
     """Attention of a block of query rows q [B, H, rows, hd] over k, v [B, H, Tk, hd]."""
@@ -236,6 +255,12 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, bias: AttentionBias, cache: KVCache | None, chunk: int = 0) -> torch.Tensor:
         x = x + self.dropout(self.attn(self.norm_attn(x), bias, cache, chunk))
         return x + self.dropout(self.ffn(self.norm_ffn(x)))
+
+    def step(self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache, index: torch.Tensor,
+             n_keys: int) -> torch.Tensor:
+        """`forward` for one decoding token (inference: no dropout); see `Attention.step`."""
+        x = x + self.attn.step(self.norm_attn(x), mask, cache, index, n_keys)
+        return x + self.ffn(self.norm_ffn(x))
 
 
 class HafmLM(nn.Module):
@@ -291,6 +316,19 @@ class HafmLM(nn.Module):
         if cache is not None:
             cache.length = start + tokens.shape[1]
         return self.norm_out(x)
+
+    def decode_step(self, embedded: torch.Tensor, mask: torch.Tensor, cache: KVCache, index: torch.Tensor,
+                    n_keys: int) -> torch.Tensor:
+        """Hidden state float [B, D] of one token at sequence `index` (int64 [1]) with fixed shapes.
+
+        embedded: its token + segment embedding [B, 1, D]; mask: float [1, H, 1, n_keys], the
+        relative bias of row `index` with -inf on later keys. The cache's keys and values at
+        `index` are written; `cache.length` is left to the caller (see `hafm_core.decoding`).
+        """
+        x = embedded
+        for block in self.blocks:
+            x = block.step(x, mask, cache, index, n_keys)
+        return self.norm_out(x)[:, 0]
 
     def head_logits(self, hidden: torch.Tensor, codebook: int) -> torch.Tensor:
         """hidden [B, T, D] -> logits float [B, T, card] of target stream `codebook`."""

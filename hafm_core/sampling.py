@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from hafm_core import constants
+from hafm_core.decoding import StaticStep, decode_static
 from hafm_core.model import HafmLM, KVCache
 from hafm_core.patterns import BOS_ID, NULL_ID, interleave
 
@@ -71,21 +72,32 @@ def draw_uniforms(seeds: Sequence[int], n_slots: int, device) -> torch.Tensor:
                                    device=device, dtype=torch.float64) for seed in seeds])
 
 
+DECODERS = ("static", "cached", "recompute")
+
+
 @torch.no_grad()
 def generate(model: HafmLM, cond_streams: torch.Tensor, n_frames: int, seeds: Sequence[int],
              params: SamplingParams = SamplingParams(), prompt: torch.Tensor | None = None,
-             use_cache: bool = True, progress=None) -> torch.Tensor:
+             use_cache: bool = True, progress=None, decoder: str = "static",
+             cuda_graph: bool = True) -> torch.Tensor:
     """Sample `n_frames` target frames for each excerpt of a batch.
 
     cond_streams: local conditioning ids int64 [B, n_cond, T_c] (all excerpts the same length).
     seeds: one int per excerpt.
     prompt: optional local target ids int64 [B, K, T_p] forced as the first T_p frames (used to
         continue the previous window of a long vocal).
-    use_cache: False recomputes the whole prefix at every step (the reference the KV cache
-        must match token for token; only useful for tests and benchmarks).
+    decoder: "static" (fixed-shape steps, a CUDA graph on GPU: `hafm_core.decoding`), "cached"
+        (the growing KV cache, one Python-driven forward per token) or "recompute" (the whole
+        prefix at every step: the reference both caches must match token for token; tests and
+        benchmarks only). `use_cache=False` is "recompute".
+    cuda_graph: on CUDA, replay the static step as a captured graph (False: run it eagerly).
     progress: optional callable(n_done_slots) called after each new token.
     Returns local target ids int64 [B, K, n_frames].
     """
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder={decoder!r} is not one of {DECODERS}")
+    if not use_cache:
+        decoder = "recompute"
     layout = model.layout
     device = next(model.parameters()).device
     batch, _, cond_frames = cond_streams.shape
@@ -113,7 +125,7 @@ def generate(model: HafmLM, cond_streams: torch.Tensor, n_frames: int, seeds: Se
     tokens[:, cond_len + 1: cond_len + 1 + n_fed] = forced_ids.repeat(rows // batch, 1)
 
     dtype = next(model.parameters()).dtype
-    cache = KVCache(model.config, rows, cond_len + n_slots, device, dtype) if use_cache else None
+    cache = KVCache(model.config, rows, cond_len + n_slots, device, dtype) if decoder != "recompute" else None
     uniforms = draw_uniforms(seeds, n_slots, device)  # (B, n_slots)
     for slot in range(n_forced, n_slots):
         end = cond_len + slot + 1  # tokens[:, :end] are known; index end-1 predicts slot
@@ -130,4 +142,10 @@ def generate(model: HafmLM, cond_streams: torch.Tensor, n_frames: int, seeds: Se
             tokens[:, end] = (local + offsets[codebook]).repeat(rows // batch)
         if progress is not None:
             progress(slot + 1)
+        if decoder == "static" and slot + 1 < n_slots:
+            # The prefill (conditioning, prompt, first sample) is done: fixed-shape steps go on.
+            step = StaticStep(model, cache, tokens, positions, segments, generated, uniforms, params,
+                              cond_len, slot + 1, sample_next)
+            decode_static(step, n_slots - slot - 1, cuda_graph and device.type == "cuda", progress, slot + 1)
+            break
     return generated.view(batch, n_frames, n_streams).transpose(1, 2).contiguous()
