@@ -22,6 +22,8 @@ try:
     CELERY_TASK_ALWAYS_EAGER = config.env_bool("CELERY_TASK_ALWAYS_EAGER", False)
     _VISIBILITY_TIMEOUT_S = config.visibility_timeout_s()
     SECURE_SSL = config.env_bool("SECURE_SSL", False)
+    # Reverse proxies whose X-Forwarded-For names the client (listening.client_address).
+    HAFM_TRUSTED_PROXIES = config.trusted_proxies()
 except ConfigError as error:
     # One line naming the variable, not a traceback through Django's loader.
     print(f"configuration error: {error}", file=sys.stderr)

@@ -7,6 +7,7 @@ whose one-line message names the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -33,6 +34,8 @@ ENVIRONMENT = {
     "SECRET_KEY": ("a fixed development key when DEBUG is on", "required when DEBUG is off"),
     "ALLOWED_HOSTS": ("127.0.0.1,localhost", "comma-separated host names the site answers"),
     "CSRF_TRUSTED_ORIGINS": ("(none)", "comma-separated origins, e.g. https://bench.example.org"),
+    "HAFM_TRUSTED_PROXIES": ("(none)", "comma-separated addresses or CIDRs of reverse proxies whose "
+                             "X-Forwarded-For names the client (listener join limits)"),
     "SECURE_SSL": ("false", "with DEBUG off: redirect to HTTPS, secure cookies, HSTS"),
     "CELERY_TASK_ALWAYS_EAGER": ("false", "run tasks in-process (debugging only)"),
     "HAFM_DEVICE": ("cuda when available, else cpu", "torch device for models and embedders"),
@@ -114,6 +117,19 @@ def env_bool(name: str, default: bool) -> bool:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def trusted_proxies() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """`HAFM_TRUSTED_PROXIES`: the reverse proxies whose X-Forwarded-For header is believed
+    (addresses or CIDR networks, comma-separated; none by default, so the header is ignored)."""
+    networks = []
+    for entry in env_list("HAFM_TRUSTED_PROXIES", ""):
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ConfigError(f"HAFM_TRUSTED_PROXIES: {entry!r} is not an IP address or CIDR network "
+                              "(e.g. 10.0.0.2,10.1.0.0/16)") from None
+    return tuple(networks)
 
 
 def check_device(name: str, source: str = "--device") -> str:

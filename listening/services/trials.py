@@ -7,7 +7,8 @@ Invariant, per item, under its row lock: n_judged + (unexpired leases) <= quota.
   answer after the lease expired is taken only if a slot is still free.
 Hence n_judged never exceeds the quota (also a CHECK constraint). Locks are taken in one
 order: participant row, then item row; allocation takes items with SKIP LOCKED and never
-waits on an item, so allocation and answers cannot deadlock.
+waits on an item, so allocation and answers cannot deadlock. Among items with a free slot, a
+listener gets one whose excerpt they have not heard yet, when there is one.
 
 Every answer carries the trial's one-time answer key; the trial row is locked and its
 status checked, so a replayed or concurrent duplicate answer is refused (409), never
@@ -77,34 +78,40 @@ def _open_rating_block(participant: Participant) -> str | None:
 
 
 def _lease_item(participant: Participant, kind: str, position: int, now, rng: random.Random) -> Trial | None:
-    """Lease the least-judged item of `kind` this participant has not seen, or None if none is free."""
+    """Lease an item of `kind` this participant has not judged, or None if none is free.
+
+    Preference, in order: the open rating block's excerpt (ratings only), then excerpts the
+    participant has not heard in any trial, then any excerpt; within the first of these with a
+    free slot, the least-loaded item. Two judgments of one excerpt by one listener are
+    correlated, so a listener hears an excerpt again only when no unheard one has room.
+    """
     seen = Trial.objects.filter(participant=participant, item__isnull=False).values("item_id")
+    heard = Trial.objects.filter(participant=participant).values("stimulus_left__excerpt")
     active = Count("trials", filter=Q(trials__status=Trial.Status.LEASED, trials__lease_expires_at__gt=now))
     pool = Item.objects.filter(study_id=participant.study_id, kind=kind).exclude(id__in=seen)
     block = _open_rating_block(participant) if kind == Item.Kind.RATING else None
+    scopes = ([pool.filter(excerpt=block)] if block else []) + [pool.exclude(excerpt__in=heard), pool]
     for _ in range(ALLOCATION_ROUNDS):
         candidates: list[int] = []
-        for scope in ([pool.filter(excerpt=block)] if block else []) + [pool]:
+        for scope in scopes:
             candidates = list(scope.annotate(load=F("n_judged") + active).filter(load__lt=F("quota"))
                               .order_by("load", "?").values_list("id", flat=True)[:CANDIDATES])
             if candidates:
                 break
         if not candidates:
             return None
-        skipped = False
         for item_id in candidates:
             item = Item.objects.select_for_update(skip_locked=True).filter(pk=item_id).first()
             if item is None:  # another listener is being allocated this item right now
-                skipped = True
                 continue
             if _free_slots(item, now) > 0:
                 left, right = item.stimulus_a, item.stimulus_b
                 if right is not None and rng.random() < 0.5:
                     left, right = right, left
                 return _new_trial(participant, position, kind, now, left, right, item=item)
-        if not skipped:
-            return None
-        time.sleep(0.005 * rng.random())  # let the concurrent allocations commit, then look again
+        # Each candidate was locked by a concurrent allocation or filled since the query: let those
+        # commit, then look again (a filled scope gives way to the next one).
+        time.sleep(0.005 * rng.random())
     return None
 
 

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from listening import huggins, selectors, services
 from listening.audio_tokens import AudioClaim, make_token
+from listening.client_address import client_address
 from listening.exceptions import AnswerRejected, ParticipationRefused
 from listening.models import Participant, Study, Trial
 
@@ -107,7 +108,7 @@ def _join(request: HttpRequest, study: Study, prolific: dict) -> Participant:
     participant = services.join_study(
         study, request.POST.get("PROLIFIC_PID") or None, platform="prolific" if prolific["PROLIFIC_PID"] else "direct",
         platform_study_id=prolific["STUDY_ID"], platform_session_id=prolific["SESSION_ID"],
-        client_address=request.META.get("REMOTE_ADDR", ""), session_key=browser)
+        client_address=client_address(request), session_key=browser)
     request.session.cycle_key()
     _bind(request, participant)
     return participant

@@ -85,6 +85,57 @@ def test_one_address_cannot_open_many_participations(make_study):
     assert all(len(h) == 64 for h in Participant.objects.values_list("client_hash", flat=True))
 
 
+def joins(study, clients: list[Client]) -> list[str]:
+    """Consent from each client (a browser session each) in turn, with a fresh valid id: "joined"
+    or the refusal reason."""
+    outcomes = []
+    for client in clients:
+        response = Listener(study, client=client, PROLIFIC_PID=prolific_id(f"via{fresh_address()}")).consent()
+        outcomes.append("joined" if response.status_code == 302 else refusal(response))
+    return outcomes
+
+
+@pytest.mark.parametrize("proxies", ["", "192.0.2.10"])
+def test_a_forged_forwarded_for_does_not_escape_the_address_limit(make_study, settings, monkeypatch, proxies):
+    from hafm_core import config
+
+    monkeypatch.setenv("HAFM_TRUSTED_PROXIES", proxies)  # none, or a proxy the attacker is not
+    settings.HAFM_TRUSTED_PROXIES = config.trusted_proxies()
+    study = make_study(quota_per_pair=50, joins_per_address=3)
+    address = fresh_address()
+    forged = [Client(REMOTE_ADDR=address, HTTP_X_FORWARDED_FOR=f"203.0.113.{k}, 192.0.2.10") for k in range(8)]
+    assert joins(study, forged) == ["joined"] * 3 + ["rate_limited"] * 5
+
+
+def test_behind_a_trusted_proxy_listeners_are_told_apart(make_study, settings, monkeypatch):
+    from hafm_core import config
+
+    monkeypatch.setenv("HAFM_TRUSTED_PROXIES", "192.0.2.10, 198.51.100.0/24")
+    settings.HAFM_TRUSTED_PROXIES = config.trusted_proxies()
+    study = make_study(quota_per_pair=50, joins_per_address=2)
+
+    def via_proxies(forwarded_for: str) -> Client:  # the outer proxy is the peer of every request
+        return Client(REMOTE_ADDR="192.0.2.10", HTTP_X_FORWARDED_FOR=forwarded_for)
+
+    # Client A, through two trusted proxies, forging a different left-most entry each time.
+    first = [via_proxies(f"10.9.9.{k}, 203.0.113.5, 198.51.100.7") for k in range(4)]
+    assert joins(study, first) == ["joined"] * 2 + ["rate_limited"] * 2
+    # Client B, behind the same proxy, is another address with its own allowance.
+    assert joins(study, [via_proxies("203.0.113.6") for _ in range(3)]) == ["joined"] * 2 + ["rate_limited"]
+    # IPv6, written in another form by a proxy, is still the same client.
+    ipv6 = [via_proxies(spelling) for spelling in ("2001:db8::1", "2001:DB8:0::1", "2001:db8:0:0::1")]
+    assert joins(study, ipv6) == ["joined"] * 2 + ["rate_limited"]
+
+
+def test_a_malformed_trusted_proxy_setting_is_refused(monkeypatch):
+    from hafm_core import config
+    from hafm_core.errors import ConfigError
+
+    monkeypatch.setenv("HAFM_TRUSTED_PROXIES", "10.0.0.1, proxy.internal")
+    with pytest.raises(ConfigError, match="HAFM_TRUSTED_PROXIES: 'proxy.internal'"):
+        config.trusted_proxies()
+
+
 def test_one_session_cannot_open_a_second_participation(make_study):
     from listening import services
     from listening.exceptions import ParticipationRefused
