@@ -76,7 +76,7 @@ class StaticStep:
         row = self.buckets.index_select(0, index - self.first_index)[:, :n_keys]  # (1, n_keys)
         bias = F.embedding(row.long(), model.relative_bias.embedding.weight)  # (1, n_keys, H)
         bias = bias.permute(2, 0, 1).unsqueeze(0)  # (1, H, 1, n_keys)
-        mask = bias.masked_fill(self.key_index[:n_keys] > index, float("-inf")).to(embedded.dtype)
+        mask = bias.float().masked_fill(self.key_index[:n_keys] > index, float("-inf"))
         hidden = model.decode_step(embedded, mask, self.cache, index, n_keys)  # (rows, D)
         logits = F.linear(hidden, self.head_weight.index_select(0, codebook)[0]).float()  # (rows, card)
         if self.rows != self.batch:  # guidance: conditional rows first, unconditional after
