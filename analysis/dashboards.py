@@ -80,7 +80,7 @@ def preferences_table(study: Study) -> pd.DataFrame:
     """Answered 2AFC trials in the export format (catch trials flagged): three statements;
     label columns come back as categoricals, ready for `analysis.stats`."""
     trials = _fetch(
-        Trial.objects.filter(participant__study=study, status=Trial.Status.ANSWERED, kind__in=PAIR_KINDS),
+        Trial.objects.filter(study=study, status=Trial.Status.ANSWERED, kind__in=PAIR_KINDS),
         "participant_id", "stimulus_left_id", "stimulus_right_id", "chosen", "kind", "catch_passed",
         "response_time_ms")
     stimuli = _stimulus_labels(study)
@@ -100,7 +100,7 @@ def preferences_table(study: Study) -> pd.DataFrame:
 
 def ratings_table(study: Study) -> pd.DataFrame:
     """Answered ratings in the export format: three statements."""
-    ratings = _fetch(Rating.objects.filter(trial__participant__study=study, trial__status=Trial.Status.ANSWERED),
+    ratings = _fetch(Rating.objects.filter(trial__study=study, trial__status=Trial.Status.ANSWERED),
                      "trial__participant_id", "trial__stimulus_left_id", "attribute", "score")
     stimuli = _stimulus_labels(study)
     return pd.DataFrame({
