@@ -1,7 +1,9 @@
 """Staff dashboards: read a live study straight from the listening tables, analyse, chart.
 
-The reads use `values_list` (no model instances): a study of 100 000 judgments loads in a
-fraction of a second, where building a model object per trial would take seconds. The
+The reads use `values_list` (no model instances) through the trials' (study, status, kind)
+index (`Trial.study`; through each participant's trials they cost a random row lookup per
+trial): a study of 100 000 judgments loads in a fraction of a second, where building a model
+object per trial would take seconds. The
 statistics are `analysis.stats.study.analyze_study`, the same code as `hafm analyze`; the
 result is cached under a key made of the study, its answered-trial count and latest answer
 time, the exclusion rules and the fit metrics of the study's clips, so a page reload between
