@@ -61,7 +61,7 @@ def populate_study(name: str, synthetic: SyntheticStudy, catch_share: float = 0.
 
     def trial(label, kind, left, right=None, chosen="", item=None, catch_passed=None):
         position[label] += 1
-        return Trial(participant=participants[label], position=position[label], kind=kind, item=item,
+        return Trial(participant=participants[label], study=study, position=position[label], kind=kind, item=item,
                      stimulus_left=left, stimulus_right=right, status=Trial.Status.ANSWERED,
                      answer_key=secrets.token_urlsafe(32), lease_expires_at=now, created_at=now,
                      answered_at=now + timedelta(seconds=position[label]), chosen=chosen,

@@ -8,8 +8,10 @@ template): cold (cache cleared before each request, the figure the claim is abou
 less sensitive than wall time to other load on the machine; SQLite runs in-process, so its work
 counts). Side by side: the old headline computation (three seeded cluster bootstraps,
 `analysis.stats.bootstrap.cluster_bootstrap`) against the analytic two-way variance
-(`analysis.stats.clustered.clustered_rates`) on the same judgments, and reading the judgments
-the naive way, one model instance per trial (`listening.selectors.preferences_frame`).
+(`analysis.stats.clustered.clustered_rates`) on the same judgments; the dashboard's read of
+the judgments through each participant's trials (the join it used before `Trial.study`)
+against the read through the (study, status, kind) index; and reading the judgments the naive
+way, one model instance per trial (`listening.selectors.preferences_frame`).
 
     python benchmarks/analysis_dashboard.py [--judgments 100000] [--repeats 5]
 """
@@ -68,6 +70,7 @@ def main() -> int:
     from analysis.synthetic import SyntheticStudyConfig, synthetic_study
     from analysis.synthetic_db import populate_study
     from listening import selectors
+    from listening.models import Trial
 
     call_command("migrate", verbosity=0)
     start = time.perf_counter()
@@ -93,6 +96,12 @@ def main() -> int:
     n_boot = dashboards.DASHBOARD_OPTIONS.n_boot
     old = timed(lambda: cluster_bootstrap(prefs, n_boot=n_boot), args.repeats)
     new = timed(lambda: clustered_rates(prefs), args.repeats)
+    fields = ("participant_id", "stimulus_left_id", "stimulus_right_id", "chosen", "kind", "catch_passed",
+              "response_time_ms")
+    answered = {"status": Trial.Status.ANSWERED, "kind__in": dashboards.PAIR_KINDS}
+    by_participant = timed(lambda: dashboards._fetch(
+        Trial.objects.filter(participant__study=study, **answered), *fields), args.repeats)
+    by_study = timed(lambda: dashboards._fetch(Trial.objects.filter(study=study, **answered), *fields), args.repeats)
     naive = timed(lambda: selectors.preferences_frame(study), max(1, args.repeats // 2))
     median = statistics.median
     print("CPU seconds (median of repeats)")
@@ -101,6 +110,8 @@ def main() -> int:
     print(f"  read judgments, values_list   {median(read):.3f}   read ratings {median(ratings):.3f}")
     print(f"  headline, old cluster bootstrap ({n_boot} x 3) {median(old):.3f}  new analytic two-way "
           f"{median(new):.3f}  (old / new = {median(old) / median(new):.1f}x)")
+    print(f"  judgment rows through the participant join (before) {median(by_participant):.3f}  through the "
+          f"study index {median(by_study):.3f}  (before / after = {median(by_participant) / median(by_study):.1f}x)")
     print(f"read judgments, ORM objects     {median(naive):.3f}  "
           f"({median(naive) / median(read):.0f}x the values_list read)")
     page = median(cold)

@@ -97,7 +97,7 @@ def study_progress(study: Study) -> dict:
         comparisons[key]["judged"] += item.n_judged
         comparisons[key]["quota"] += item.quota
     statuses = Counter(Participant.objects.filter(study=study).values_list("status", flat=True))
-    catch = Trial.objects.filter(participant__study=study, status=Trial.Status.ANSWERED, catch_passed__isnull=False)
+    catch = Trial.objects.filter(study=study, status=Trial.Status.ANSWERED, catch_passed__isnull=False)
     n_catch = catch.count()
     judged, quota = sum(i.n_judged for i in items), sum(i.quota for i in items)
     return {
@@ -121,7 +121,7 @@ def flagged_participants(study: Study) -> list[dict]:
 
 
 def _answered(study: Study, kinds) -> QuerySet[Trial]:
-    return (Trial.objects.filter(participant__study=study, status=Trial.Status.ANSWERED, kind__in=kinds)
+    return (Trial.objects.filter(study=study, status=Trial.Status.ANSWERED, kind__in=kinds)
             .select_related("participant", "stimulus_left", "stimulus_right", "item__stimulus_a",
                             "item__stimulus_b", "repeat_of__item__stimulus_a", "repeat_of__item__stimulus_b")
             .order_by("participant_id", "position"))
@@ -154,7 +154,7 @@ def preferences_frame(study: Study) -> pd.DataFrame:
 
 def ratings_frame(study: Study) -> pd.DataFrame:
     """One row per (rated clip, attribute)."""
-    ratings = (Rating.objects.filter(trial__participant__study=study, trial__status=Trial.Status.ANSWERED)
+    ratings = (Rating.objects.filter(trial__study=study, trial__status=Trial.Status.ANSWERED)
                .select_related("trial__participant", "trial__stimulus_left")
                .order_by("trial__participant_id", "trial__position", "id"))
     rows = [{
@@ -188,7 +188,7 @@ def participant_flags(study: Study) -> dict[int, list[str]]:
     no_audio: set[int] = set()
     sequences: dict[int, list] = defaultdict(list)
     bits: Counter = Counter()
-    trials = (Trial.objects.filter(participant__study=study, status=Trial.Status.ANSWERED)
+    trials = (Trial.objects.filter(study=study, status=Trial.Status.ANSWERED)
               .exclude(kind=Trial.Kind.PRACTICE).select_related("stimulus_left", "stimulus_right")
               .prefetch_related("ratings").order_by("participant_id", "position"))
     for trial in trials:
@@ -228,7 +228,7 @@ def participants_frame(study: Study) -> pd.DataFrame:
     """One row per participant: status, screening, catch accuracy, durations, behaviour flags."""
     counts: dict[int, Counter] = defaultdict(Counter)
     times: dict[int, list[int]] = defaultdict(list)
-    answered = Trial.objects.filter(participant__study=study, status=Trial.Status.ANSWERED).exclude(
+    answered = Trial.objects.filter(study=study, status=Trial.Status.ANSWERED).exclude(
         kind=Trial.Kind.PRACTICE).values_list("participant_id", "kind", "catch_passed", "response_time_ms")
     for participant_id, kind, passed, response_ms in answered:
         c = counts[participant_id]

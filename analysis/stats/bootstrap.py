@@ -42,7 +42,7 @@ def _rate_variance(coded: EncodedJudgments, cluster: np.ndarray, n_boot: int, rn
 
 def _cluster_codes(df: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
     """int64 [N] code of the combination of the columns `names`."""
-    return combined_codes(*(pd.factorize(df[name])[0].astype(np.int64) for name in names))
+    return combined_codes(*(pd.factorize(df[name], sort=True)[0].astype(np.int64) for name in names))
 
 
 def cluster_bootstrap(

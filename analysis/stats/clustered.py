@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.stats.encoding import combined_codes, encode_judgments
+from analysis.stats.encoding import attribute_systems, combined_codes, encode_judgments
 from analysis.stats.preference import binomial_p_half, wilson_interval
 
 UNIT = "listener and excerpt (two-way clustered)"
@@ -290,24 +290,15 @@ def rating_comparisons(df: pd.DataFrame, confidence: float = 0.95, alpha: float 
         significant (p_holm < alpha), method, unit, note. means: attribute, system, n, mean,
         se_cluster, df, ci_low, ci_high, method, unit.
     """
-    from analysis.stats.encoding import system_order
     from analysis.stats.validation import check_ratings, label_codes
 
     check_ratings(df)
     participant, _ = label_codes(df["participant"])
     excerpt, _ = label_codes(df["excerpt"])
     cell_all = combined_codes(participant, excerpt)
-    attribute_code, attributes = label_codes(df["attribute"])
-    system_all, system_labels = label_codes(df["system"])
     score_all = df["score"].to_numpy(np.float64)
     comparisons, means = [], []
-    for a in np.argsort(attributes):
-        rows = attribute_code == a
-        present = np.unique(system_all[rows])
-        systems = system_order([system_labels[i] for i in present])
-        rank = np.full(len(system_labels), -1, dtype=np.int64)
-        rank[present] = [systems.index(system_labels[i]) for i in present]
-        system = rank[system_all[rows]]
+    for attribute, rows, system, systems in attribute_systems(df["attribute"], df["system"]):
         k = len(systems)
         counts = np.bincount(system, minlength=k).astype(np.float64)
         estimate = np.bincount(system, weights=score_all[rows], minlength=k) / counts
@@ -319,7 +310,7 @@ def rating_comparisons(df: pd.DataFrame, confidence: float = 0.95, alpha: float 
             influence.append(np.bincount(dense * k + system, weights=residual, minlength=g * k).reshape(g, k))
             n_clusters.append(g)
         cov = two_way_covariance(*influence, *n_clusters, float(rows.sum()))
-        part_comparisons, part_means = _rating_rows(attributes[a], systems, estimate, cov, confidence)
+        part_comparisons, part_means = _rating_rows(attribute, systems, estimate, cov, confidence)
         for row in part_comparisons:
             row["n_system"] = int(counts[systems.index(row["system"])])
             row["n_opponent"] = int(counts[systems.index(row["opponent"])])

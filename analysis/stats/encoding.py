@@ -9,7 +9,7 @@ which three-stage was preferred, the figure the paper gives as 51.5%.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,7 +63,10 @@ class EncodedJudgments:
 
 def encode_judgments(df: pd.DataFrame, what: str = "preferences") -> EncodedJudgments:
     """Validate `df` (see `check_preferences`) and encode it. O(N) after factorisation, and
-    O(N) integer work only when the label columns are categoricals (see `as_categories`)."""
+    O(N) integer work only when the label columns are categoricals (see `as_categories`).
+    Listeners and excerpts are numbered in sorted label order, never in order of appearance,
+    so a seeded cluster bootstrap gives the same interval however the rows are ordered (the
+    dashboard reads them unordered, the exports by listener)."""
     check_preferences(df, what)
     left_raw, right_raw, labels = shared_codes(df["system_left"], df["system_right"])
     systems = system_order(labels)
@@ -78,8 +81,8 @@ def encode_judgments(df: pd.DataFrame, what: str = "preferences") -> EncodedJudg
     k = len(systems)
     pair_key, pair_keys = pd.factorize(first * k + second, sort=True)
     pairs = tuple((systems[key // k], systems[key % k]) for key in np.asarray(pair_keys))
-    participant, participants = pd.factorize(df["participant"])
-    excerpt, excerpts = pd.factorize(df["excerpt"])
+    participant, participants = pd.factorize(df["participant"], sort=True)
+    excerpt, excerpts = pd.factorize(df["excerpt"], sort=True)
     return EncodedJudgments(
         systems=tuple(systems),
         pairs=pairs,
@@ -94,6 +97,26 @@ def encode_judgments(df: pd.DataFrame, what: str = "preferences") -> EncodedJudg
         excerpt=excerpt.astype(np.int64),
         excerpts=tuple(np.asarray(excerpts).tolist()),
     )
+
+
+def attribute_systems(attribute: pd.Series, system: pd.Series
+                      ) -> Iterator[tuple[str, np.ndarray, np.ndarray, list[str]]]:
+    """The ratings of each attribute, in sorted attribute order, with their systems coded in
+    canonical order (`system_order`), as every rating statistic needs them.
+
+    Yields:
+        (attribute, rows: bool [N] selecting its ratings, system: int64 [rows.sum()] codes into
+        `systems`, systems: the K systems the attribute rates, canonically ordered).
+    """
+    attribute_code, attributes = label_codes(attribute)
+    system_all, system_labels = label_codes(system)
+    for a in np.argsort(attributes):
+        rows = attribute_code == a
+        present = np.unique(system_all[rows])
+        systems = system_order([system_labels[i] for i in present])
+        rank = np.full(len(system_labels), -1, dtype=np.int64)
+        rank[present] = [systems.index(system_labels[i]) for i in present]
+        yield attributes[a], rows, rank[system_all[rows]], systems
 
 
 def as_categories(df: pd.DataFrame, columns) -> pd.DataFrame:
@@ -113,8 +136,9 @@ def as_categories(df: pd.DataFrame, columns) -> pd.DataFrame:
 
 
 def combined_codes(*codes: np.ndarray) -> np.ndarray:
-    """int64 [N] dense code of the combination of several int64 [N] code arrays."""
+    """int64 [N] dense code of the combination of several int64 [N] code arrays, numbered in
+    the sorted order of the combinations (independent of row order)."""
     key = np.zeros_like(codes[0])
     for code in codes:
         key = key * (int(code.max()) + 1) + code
-    return pd.factorize(key)[0].astype(np.int64)
+    return pd.factorize(key, sort=True)[0].astype(np.int64)

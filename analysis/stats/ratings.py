@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.stats.encoding import combined_codes, system_order
+from analysis.stats.encoding import attribute_systems, combined_codes, system_order
 from analysis.stats.validation import AnalysisInputError, check_ratings, label_codes
 
 
@@ -27,17 +27,9 @@ def rating_blocks(df: pd.DataFrame) -> dict[str, tuple[np.ndarray, list[str], in
     """
     check_ratings(df)
     block_all = combined_codes(label_codes(df["participant"])[0], label_codes(df["excerpt"])[0])
-    attribute_code, attributes = label_codes(df["attribute"])
-    system_all, system_labels = label_codes(df["system"])
     score_all = df["score"].to_numpy(np.float64)
     out = {}
-    for a in np.argsort(attributes):
-        rows = attribute_code == a
-        present = np.unique(system_all[rows])
-        systems = system_order([system_labels[i] for i in present])
-        rank = np.full(len(system_labels), -1, dtype=np.int64)
-        rank[present] = [systems.index(system_labels[i]) for i in present]
-        system_code = rank[system_all[rows]]
+    for attribute, rows, system_code, systems in attribute_systems(df["attribute"], df["system"]):
         block_code, _ = pd.factorize(block_all[rows])
         n_blocks, k = int(block_code.max()) + 1, len(systems)
         key = block_code * k + system_code
@@ -46,7 +38,7 @@ def rating_blocks(df: pd.DataFrame) -> dict[str, tuple[np.ndarray, list[str], in
         complete = (count.reshape(n_blocks, k) > 0).all(axis=1)
         with np.errstate(invalid="ignore"):
             mean = (total / count).reshape(n_blocks, k)
-        out[attributes[a]] = (mean[complete], systems, int((~complete).sum()))
+        out[attribute] = (mean[complete], systems, int((~complete).sum()))
     return out
 
 

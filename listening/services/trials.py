@@ -64,9 +64,9 @@ def _free_slots(item: Item, now, excluding: int | None = None) -> int:
 def _new_trial(participant: Participant, position: int, kind: str, now, left: Stimulus, right: Stimulus | None,
                item: Item | None = None, repeat_of: Trial | None = None, expected: str = "") -> Trial:
     return Trial.objects.create(
-        participant=participant, position=position, kind=kind, item=item, stimulus_left=left,
-        stimulus_right=right, repeat_of=repeat_of, expected=expected, answer_key=secrets.token_urlsafe(24),
-        lease_expires_at=now + timedelta(seconds=participant.study.lease_s))
+        participant=participant, study_id=participant.study_id, position=position, kind=kind, item=item,
+        stimulus_left=left, stimulus_right=right, repeat_of=repeat_of, expected=expected,
+        answer_key=secrets.token_urlsafe(24), lease_expires_at=now + timedelta(seconds=participant.study.lease_s))
 
 
 def _open_rating_block(participant: Participant) -> str | None:

@@ -11,17 +11,23 @@ With S studies the Monte Carlo SE of a 95% coverage is sqrt(.95 * .05 / S): S = 
 `python benchmarks/analysis_coverage.py`.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from analysis.simulation import (
+    CrowdBradleyTerryConfig,
     CrowdPreferenceConfig,
     CrowdRatingConfig,
+    bradley_terry_truth,
     preference_frame,
     rating_frame,
+    simulate_bradley_terry,
     simulate_preferences,
     simulate_ratings,
 )
+from analysis.stats.bradley_terry import bradley_terry
 from analysis.stats.clustered import (
     clustered_rates,
     grid_rate_inference,
@@ -86,3 +92,34 @@ def test_rating_comparisons_hold_their_size_with_system_interactions():
     m = p.shape[0]
     family_rejects = (np.sort(p, axis=0)[0] < 0.05 / m).mean()
     assert family_rejects <= 0.05 + mc_band(0.05, N_STUDIES), family_rejects
+
+
+BT_STUDIES = 1000
+BT_BOOT = 200
+
+
+def test_bradley_terry_intervals_cover_the_true_scores_at_95_percent():
+    """4 systems with known strengths, 60 listeners x 20 excerpts (one random pair per cell),
+    per-system listener and excerpt effects of SD 0.6 and 0.5, a judgment-level SD of 0.3 and
+    a side bias (`CrowdBradleyTerryConfig`); truth: the attenuated scores the fit estimates
+    (`bradley_terry_truth`). Each study is fitted by `bradley_terry` itself (BT_BOOT replicates
+    per clustering), so this takes about 15 s.
+
+    BT_STUDIES = 1000 studies: the Monte Carlo SE of one interval's coverage near 95% is
+    sqrt(.95 * .05 / 1000) = 0.69 points; the mean over a study's three intervals has at most
+    that SE. The assertion allows 3 SEs (2.1 points): 90% is 7 SEs below 95%. (Listener-only
+    resampling covered 79% in the issue; 3000 studies at 400 replicates gave 94.8%, see
+    `benchmarks/analysis_coverage.py`.)"""
+    config = CrowdBradleyTerryConfig()
+    truth = bradley_terry_truth(config)
+    still = replace(config, sd_listener=0.0, sd_excerpt=0.0, sd_interaction=0.0, side_bias=0.0)
+    assert bradley_terry_truth(still) == pytest.approx(config.strengths, abs=1e-6)
+    assert truth[-1] < config.strengths[-1] - 0.1  # the random effects attenuate the scores
+    systems = [f"s{i}" for i in range(1, len(truth))]
+    rng = np.random.default_rng(SEED + 4)
+    covered = np.empty((BT_STUDIES, len(systems)), dtype=bool)
+    for study in range(BT_STUDIES):
+        table = bradley_terry(simulate_bradley_terry(config, rng), reference="s0", n_boot=BT_BOOT, seed=study)
+        row = table.set_index("system").loc[systems]
+        covered[study] = (row.ci_low.to_numpy() <= truth[1:]) & (truth[1:] <= row.ci_high.to_numpy())
+    assert abs(covered.mean() - 0.95) < mc_band(0.95, BT_STUDIES), covered.mean(axis=0)

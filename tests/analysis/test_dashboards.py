@@ -1,6 +1,7 @@
 """Staff dashboards over a live study in the listening tables, as staff and others see them."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -79,7 +80,7 @@ def test_new_answers_show_up_and_report_downloads(admin_client, study):
     url = reverse("analysis:study", args=[study.public_id])
     before = admin_client.get(url).context["analysis"].exclusions["after"]["judgments"]
     template = Trial.objects.filter(participant__study=study, kind="preference").first()
-    Trial.objects.create(participant=template.participant, position=10_000, kind="preference", item=template.item,
+    Trial.objects.create(participant=template.participant, study=study, position=10_000, kind="preference", item=template.item,
                          stimulus_left=template.stimulus_left, stimulus_right=template.stimulus_right,
                          status="answered", answer_key="k" * 43, lease_expires_at=timezone.now(),
                          answered_at=timezone.now(), chosen="left")
@@ -141,3 +142,28 @@ def test_listening_csv_exports_feed_hafm_analyze_and_agree_with_the_dashboard(ad
     theirs = {(r.system, r.opponent): (r.n, r.wins) for r in dashboard.pairs.itertuples()}
     assert ours == theirs
     assert len(out["friedman"]) == len(dashboard.friedman) == 3
+
+
+def test_dashboard_statistics_equal_the_analysis_of_the_exports(admin_client, study):
+    """The dashboard's fast read (the study's trial index, raw columns, categoricals) feeds the
+    analysis exactly what the export's per-trial read does: every table of the page equals
+    `analyze_study` run on `listening.selectors.study_frames` with the dashboard's options."""
+    from analysis.dashboards import DASHBOARD_OPTIONS
+    from analysis.stats.exclusions import ExclusionRules
+    from analysis.stats.study import analyze_study
+    from listening.selectors import study_frames
+
+    study, _ = study
+    page = admin_client.get(reverse("analysis:study", args=[study.public_id]), {"catch": "1", "min_catch": "0.5"})
+    shown = page.context["analysis"]
+    frames = study_frames(study)
+    expected = analyze_study(frames["preferences"], frames["ratings"], frames["participants"],
+                             ExclusionRules(min_catch_accuracy=0.5), DASHBOARD_OPTIONS)
+    assert shown.exclusions == expected.exclusions and shown.notes == expected.notes
+    for name in ("pairs", "non_inferiority", "side_bias", "bradley_terry", "mixed", "power", "catch",
+                 "rating_comparisons", "friedman", "wilcoxon", "agreement", "rating_summary", "rating_distribution"):
+        pd.testing.assert_frame_equal(getattr(shown, name), getattr(expected, name), check_dtype=False,
+                                      check_categorical=False, obj=name)
+    # The page leaves out the export's extra columns (the browser-reported response times).
+    pd.testing.assert_frame_equal(shown.listeners, expected.listeners[shown.listeners.columns], check_dtype=False)
+    assert not shown.bradley_terry.empty and shown.bradley_terry["ci_low"].notna().any()

@@ -79,7 +79,7 @@ def test_out_of_order_answers_are_refused(make_study):
     second, trial2 = first_pair(study, "second")
     answer(second, trial2)
     services.return_participation(second)
-    trial3 = Trial.objects.create(participant=second, position=5, kind="preference", item=trial2.item,
+    trial3 = Trial.objects.create(participant=second, study=study, position=5, kind="preference", item=trial2.item,
                                   stimulus_left=trial2.stimulus_left, stimulus_right=trial2.stimulus_right,
                                   answer_key="k" * 20, lease_expires_at=trial2.lease_expires_at)
     error = rejected(lambda: services.submit_answer(second, trial3.public_id, "k" * 20, chosen="left"))
