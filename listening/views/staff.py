@@ -31,12 +31,13 @@ def _stimuli_from_uploads(files, folder: Path) -> list[dict]:
     """Save uploads under `folder` and pair each accompaniment with its excerpt's vocal.
 
     Each clip's duration is read from its header before anything decodes it (UploadRefused).
+    The saved names keep the uploaded ones, so a rendering failure names the clip staff know.
     """
     vocals: dict[str, str] = {}
     accompaniments: dict[str, dict[str, str]] = defaultdict(dict)
     for index, upload in enumerate(files):
         excerpt, system, suffix = uploads.clip_name_parts(upload.name)
-        path = folder / f"{index}{suffix}"
+        path = folder / f"{index}-{excerpt}__{system}{suffix}"  # a rendering error names the clip
         with open(path, "wb") as out:
             for chunk in upload.chunks():
                 out.write(chunk)

@@ -122,7 +122,8 @@ def test_audio_that_cannot_be_rendered_fails_the_study_with_its_reason(staff_cli
     response = upload(staff_client, clip_entries, vocal_bytes=silent.read_bytes())
     study = Study.objects.get(name="uploaded")
     assert response.status_code == 302
-    assert study.status == Study.Status.FAILED and "silent" in study.render_error
+    assert study.status == Study.Status.FAILED
+    assert "track0__vocal.wav: all silent" in study.render_error, study.render_error
     assert not study.stimuli.exists() and not study.items.exists()
     assert media_files(media_root, study) == []  # nothing half-rendered is kept
     page = staff_client.get(response["Location"]).content.decode()
