@@ -177,3 +177,13 @@ def test_a_worker_renders_an_uploaded_study(staff_client, clip_entries, celery_w
                       details=lambda: worker.log()[-3000:])
     assert study.status == Study.Status.OPEN, study.render_error
     assert study.stimuli.count() == N_STIMULI and len(media_files(media_root, study)) == N_STIMULI
+
+
+def test_the_admin_cannot_open_a_study_still_rendering(admin_client, clip_entries):
+    study = services.plan_study(name="planned", stimuli=clip_entries, comparisons=[("three-stage", "random")],
+                                completion_code="C", quota_per_pair=2, sample_rate_hz=16_000)
+    page = admin_client.post("/admin/listening/study/", {"action": "open_studies", "_selected_action": [study.pk]},
+                             follow=True).content.decode()
+    study.refresh_from_db()
+    assert study.status == Study.Status.RENDERING
+    assert "it has no stimuli to open yet" in page and "0 study(ies) set to open" in page
