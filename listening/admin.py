@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from hafm_core.errors import HafmError
 from listening import exports, selectors, services
 from listening.models import Item, Participant, Rating, ScreeningTrial, Stimulus, Study, Trial
 
@@ -42,9 +43,15 @@ class StudyAdmin(admin.ModelAdmin):
         return response
 
     def _set_status(self, request, queryset, status):
+        changed = 0
         for study in queryset:
-            services.set_study_status(study, status)
-        self.message_user(request, f"{queryset.count()} study(ies) set to {status}.")
+            try:
+                services.set_study_status(study, status)
+            except HafmError as error:  # e.g. a study still rendering: said, the others go on
+                self.message_user(request, str(error), level=messages.ERROR)
+            else:
+                changed += 1
+        self.message_user(request, f"{changed} study(ies) set to {status}.")
 
     @admin.action(description="Open (accept listeners)")
     def open_studies(self, request, queryset):

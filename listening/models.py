@@ -29,6 +29,14 @@ class Study(models.Model):
         OPEN = "open", "open"
         PAUSED = "paused", "paused (no new listeners, no answers taken)"
         CLOSED = "closed", "closed"
+        RENDERING = "rendering", "rendering its stimuli"
+        UNDISPATCHED = "undispatched", "waiting: the broker did not take its rendering task"
+        FAILED = "failed", "rendering failed"
+
+    # Statuses staff may set once the stimuli exist; the other three belong to rendering
+    # (listening.services.rendering), and a listener can join none of them.
+    STAFF_STATUSES = (Status.OPEN, Status.PAUSED, Status.CLOSED)
+    RENDER_STATUSES = (Status.RENDERING, Status.UNDISPATCHED, Status.FAILED)
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=200, unique=True, help_text="Staff-only; never shown to listeners.")
@@ -69,6 +77,11 @@ class Study(models.Model):
     bandwidth_hz = models.FloatField(null=True, blank=True,
                                      help_text="Every stimulus is low-passed here: the narrowest source's bandwidth.")
     media_dir = models.CharField(max_length=100, editable=False, help_text="Opaque folder under MEDIA_ROOT.")
+    render_spec = models.JSONField(default=dict, blank=True, editable=False,
+                                   help_text="What the rendering task reads: sources by excerpt and system.")
+    render_total = models.PositiveIntegerField(default=0, help_text="Stimuli the rendering makes.")
+    rendered_clips = models.PositiveIntegerField(default=0, help_text="Stimuli rendered so far.")
+    render_error = models.TextField(blank=True, help_text="Why rendering failed or waits for the broker.")
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 

@@ -41,6 +41,7 @@ MAX_LIMITING_DB = 12.0
 LIMITER_WINDOW_S = 0.005
 BANDWIDTH_MARGIN = 0.95  # low-pass a little below the narrowest Nyquist: resamplers roll off there
 IDENTICAL_CHANNELS_DB = -80.0  # a stereo file whose side signal is this far down is mono
+CATCH_VARIANTS = ("half-beat-shift", "tritone")  # the catch clips made per excerpt
 
 
 class StimulusRefused(InvalidAudioError):
@@ -224,7 +225,7 @@ def _layout(samples: np.ndarray, mono: bool) -> np.ndarray:
 
 def render_excerpt(vocal: np.ndarray, accompaniments: dict[str, np.ndarray], config: RenderConfig,
                    catch_system: str | None = None, tempo_bpm: float | None = None,
-                   catch_variants: tuple[str, ...] = ("half-beat-shift", "tritone"),
+                   catch_variants: tuple[str, ...] = CATCH_VARIANTS,
                    excerpt: str = "") -> list[RenderedClip]:
     """Mix one vocal with each accompaniment (all float [2, n_i]) into equal-length clips.
 

@@ -9,11 +9,15 @@
 - Durations: read from the file header (`soundfile.info`, or ffprobe for mp3/m4a), never by
   decoding; longer than `HAFM_UPLOAD_MAX_DURATION_S` is refused (a 689 KB FLAC can hold an
   hour of audio).
+- Storage: a study's clips are saved in a folder of their own under MEDIA_ROOT
+  (`new_sources_folder`), which the web process and the rendering worker share; the
+  rendering removes it once the stimuli exist.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 from pathlib import Path
 
@@ -28,6 +32,7 @@ AUDIO_SUFFIXES = SOUNDFILE_SUFFIXES + FFMPEG_SUFFIXES
 DEFAULT_MAX_FILE_BYTES = 100 * 1024**2
 DEFAULT_MAX_TOTAL_BYTES = 1024**3
 DEFAULT_MAX_DURATION_S = 600.0
+SOURCES_SUBDIR = "listening/uploads"
 
 
 class UploadRefused(HafmError):
@@ -39,6 +44,13 @@ def limits() -> tuple[int, int, float]:
     return (int(getattr(settings, "HAFM_UPLOAD_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES)),
             int(getattr(settings, "HAFM_UPLOAD_MAX_TOTAL_BYTES", DEFAULT_MAX_TOTAL_BYTES)),
             float(getattr(settings, "HAFM_UPLOAD_MAX_DURATION_S", DEFAULT_MAX_DURATION_S)))
+
+
+def new_sources_folder() -> Path:
+    """A fresh folder, with a random name, for one study's uploaded clips."""
+    folder = Path(settings.MEDIA_ROOT) / SOURCES_SUBDIR / secrets.token_hex(16)
+    folder.mkdir(parents=True)
+    return folder
 
 
 def clip_name_parts(name: str) -> tuple[str, str, str]:

@@ -18,5 +18,6 @@ urlpatterns = [
     path("staff/new/", staff.study_create, name="staff-create"),
     path("staff/<uuid:study_id>/", staff.study_detail, name="staff-detail"),
     path("staff/<uuid:study_id>/status", staff.study_status, name="staff-status"),
+    path("staff/<uuid:study_id>/render", staff.study_render_again, name="staff-render-again"),
     path("staff/<uuid:study_id>/export/<str:name>", staff.export_csv, name="staff-export"),
 ]

@@ -1,6 +1,8 @@
 """Writes of the listening app; views, admin and commands call these and nothing else writes.
 
-`create_study` is the entry point for other apps (e.g. a benchmark run's generated clips).
+`create_study` is the entry point for other apps (e.g. a benchmark run's generated clips); the
+staff upload page plans a study (`plan_study`) and leaves its rendering to a worker
+(`dispatch_rendering`, `render_again`).
 """
 
 from listening.services.participation import (
@@ -11,7 +13,8 @@ from listening.services.participation import (
     screening_trials,
     touch,
 )
-from listening.services.studies import StimulusSource, create_study, set_study_status
+from listening.services.rendering import dispatch_rendering, render_again
+from listening.services.studies import StimulusSource, create_study, plan_study, set_study_status
 from listening.services.trials import (
     next_trial,
     practice_trial,
@@ -22,7 +25,7 @@ from listening.services.trials import (
 )
 
 __all__ = [
-    "StimulusSource", "answer_screening", "create_study", "expire_idle_participants", "join_study",
-    "next_trial", "practice_trial", "record_delivery", "record_play", "record_screening_delivery", "return_participation", "screening_trials",
+    "StimulusSource", "answer_screening", "create_study", "dispatch_rendering", "expire_idle_participants",
+    "join_study", "next_trial", "plan_study", "practice_trial", "render_again", "record_delivery", "record_play", "record_screening_delivery", "return_participation", "screening_trials",
     "set_study_status", "submit_answer", "touch",
 ]

@@ -1,4 +1,4 @@
-"""Create and manage studies: validate the design, render stimuli once, create quota items."""
+"""Create and manage studies: validate the design, plan its rendering (rendering.py), set its status."""
 
 from __future__ import annotations
 
@@ -6,17 +6,17 @@ import secrets
 import shutil
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from hafm_core.errors import HafmError
-from hafm_core.provenance import sha256_bytes, sha256_file
+from hafm_core.provenance import sha256_file
 from listening import stimuli as render
 from listening.exceptions import StudySetupError
-from listening.models import DEFAULT_ATTRIBUTES, Item, Stimulus, Study
+from listening.models import DEFAULT_ATTRIBUTES, Study
+from listening.services.rendering import render_study
 
 REFERENCE_SYSTEMS = ("ground-truth", "ground-truth-raw")
 MEDIA_SUBDIR = "listening"
@@ -82,15 +82,6 @@ def _validate(name: str, sources: list[StimulusSource], comparisons: list[tuple[
     return by_excerpt
 
 
-def _study_rendering(by_excerpt: dict[str, dict[str, StimulusSource]], used: list[str],
-                     config: render.RenderConfig) -> render.RenderConfig:
-    """One rendering for every clip: a first pass reads each source once for its bandwidth and
-    layout (and drops it: a study's audio need not fit in memory at once)."""
-    paths = sorted({p for systems in by_excerpt.values() for s in used
-                    for p in (systems[s].vocal_path, systems[s].accompaniment_path)})
-    return render.study_rendering([render.read_source(p, config.sample_rate_hz) for p in paths], config)
-
-
 def _refuse_published_vocals(by_excerpt: dict[str, dict[str, StimulusSource]]) -> None:
     """A study may not use an excerpt whose system-labelled audio a published run plays."""
     from django.apps import apps
@@ -114,22 +105,19 @@ def _refuse_published_vocals(by_excerpt: dict[str, dict[str, StimulusSource]]) -
                                   "again (its page's publish button) or leave the excerpt out.")
 
 
-def _write_clip(folder: Path, clip: render.RenderedClip) -> tuple[str, bytes]:
-    data = render.wav_bytes_pcm16(clip.samples, clip.sample_rate_hz)
-    path = folder / f"{secrets.token_hex(16)}.wav"
-    render.write_atomic(path, data)
-    return str(path.relative_to(Path(settings.MEDIA_ROOT))), data
+def plan_study(*, name: str, stimuli: Sequence[dict | StimulusSource], comparisons: Sequence[Sequence[str]],
+               completion_code: str, attributes: Sequence[str] | None = None, quota_per_pair: int = 200,
+               rating_quota_per_clip: int | None = None, preference_trials: int = 12, rating_trials: int | None = None,
+               catch_rate: float = 0.1, screening: bool = True, screened_out_code: str = "",
+               catch_reference: str | None = None, sample_rate_hz: int = 44_100, target_lufs: float = -23.0,
+               max_duration_s: float = 20.0, listener_title: str = "Music listening study",
+               source: str = "uploaded clips", lease_s: int = 900, idle_timeout_s: int = 3600,
+               uploads_dir: str | Path | None = None, created_by=None) -> Study:
+    """Check the design and create the study `rendering`: no stimulus, no item, nobody can join.
 
-
-def create_study(*, name: str, stimuli: Sequence[dict | StimulusSource], comparisons: Sequence[Sequence[str]],
-                 completion_code: str, attributes: Sequence[str] | None = None, quota_per_pair: int = 200,
-                 rating_quota_per_clip: int | None = None, preference_trials: int = 12, rating_trials: int | None = None,
-                 catch_rate: float = 0.1, screening: bool = True, screened_out_code: str = "",
-                 catch_reference: str | None = None, sample_rate_hz: int = 44_100, target_lufs: float = -23.0,
-                 max_duration_s: float = 20.0, listener_title: str = "Music listening study",
-                 source: str = "uploaded clips", lease_s: int = 900, idle_timeout_s: int = 3600,
-                 created_by=None) -> Study:
-    """Render every stimulus once and create the study, its stimuli and its quota items.
+    No audio is decoded here (a request may call it): `rendering.render_study` renders the
+    stimuli, creates the quota items and opens the study, or marks it `failed` with the reason.
+    `uploads_dir`: a folder of uploaded sources the study owns, removed once it is rendered.
 
     `stimuli`: one entry per (excerpt, system): {excerpt, system, vocal_path, accompaniment_path,
     optional tempo_bpm (for the half-beat catch clip; estimated when absent)}.
@@ -139,7 +127,7 @@ def create_study(*, name: str, stimuli: Sequence[dict | StimulusSource], compari
     listener rates `rating_trials` clips (default: one per compared system), in blocks of one
     excerpt, so their ratings form complete blocks (Friedman test).
     Catch clips are made from `catch_reference` (default: ground-truth when present, else the
-    first system of the first comparison). Raises StudySetupError or an AudioError.
+    first system of the first comparison). Raises StudySetupError.
     """
     pairs = [(str(a), str(b)) for a, b in comparisons]
     sources = _sources(stimuli)
@@ -152,29 +140,15 @@ def create_study(*, name: str, stimuli: Sequence[dict | StimulusSource], compari
         catch_reference = next((s for s in REFERENCE_SYSTEMS if s in used), pairs[0][0])
     if catch_reference not in used:
         raise StudySetupError(f"catch_reference {catch_reference!r} is not a compared system {used}")
-
     _refuse_published_vocals(by_excerpt)
-    media_dir = f"{MEDIA_SUBDIR}/{secrets.token_hex(8)}"
-    folder = Path(settings.MEDIA_ROOT) / media_dir
-    rows: list[Stimulus] = []
+
+    spec = {"excerpts": {excerpt: {s: asdict(systems[s]) for s in used} for excerpt, systems in by_excerpt.items()},
+            "catch_reference": catch_reference, "max_duration_s": max_duration_s,
+            "uploads_dir": str(uploads_dir) if uploads_dir else ""}
+    per_excerpt = len(used) + (len(render.CATCH_VARIANTS) if catch_rate > 0 else 0)
     try:
-        config = _study_rendering(by_excerpt, used, render.RenderConfig(sample_rate_hz, target_lufs, max_duration_s))
-        for excerpt, systems in sorted(by_excerpt.items()):
-            vocal_path = next(iter(systems.values())).vocal_path
-            vocal = render.read_stereo(vocal_path, sample_rate_hz)
-            vocal_sha256 = sha256_file(vocal_path)
-            accompaniments = {s: render.read_stereo(systems[s].accompaniment_path, sample_rate_hz) for s in used}
-            clips = render.render_excerpt(vocal, accompaniments, config, catch_system=catch_reference if catch_rate > 0
-                                          else None, tempo_bpm=systems[catch_reference].tempo_bpm, excerpt=excerpt)
-            for clip in clips:
-                file_name, data = _write_clip(folder, clip)
-                rows.append(Stimulus(excerpt=excerpt, system=clip.system, variant=clip.variant,
-                                     file_name=file_name, sha256=sha256_bytes(data), n_bytes=len(data),
-                                     duration_s=clip.duration_s, loudness_lufs=clip.loudness_lufs,
-                                     source_vocal=vocal_path, source_vocal_sha256=vocal_sha256,
-                                     source_accompaniment=systems[clip.system].accompaniment_path))
         with transaction.atomic():
-            study = Study.objects.create(
+            return Study.objects.create(
                 name=name, listener_title=listener_title, source=source, attributes=attributes,
                 comparisons=[list(p) for p in pairs], quota_per_pair=quota_per_pair,
                 rating_quota_per_clip=(quota_per_pair if rating_quota_per_clip is None else rating_quota_per_clip)
@@ -183,36 +157,35 @@ def create_study(*, name: str, stimuli: Sequence[dict | StimulusSource], compari
                 rating_trials=(len(used) if rating_trials is None else rating_trials) if attributes else 0,
                 catch_rate=catch_rate, screening_enabled=screening, completion_code=completion_code.strip(),
                 screened_out_code=screened_out_code.strip(), lease_s=lease_s, idle_timeout_s=idle_timeout_s,
-                target_lufs=target_lufs, sample_rate_hz=sample_rate_hz, bandwidth_hz=config.bandwidth_hz,
-                channel_layout="dual-mono" if config.mono else "stereo", media_dir=media_dir,
+                target_lufs=target_lufs, sample_rate_hz=sample_rate_hz, media_dir=f"{MEDIA_SUBDIR}/{secrets.token_hex(8)}",
+                status=Study.Status.RENDERING, render_spec=spec, render_total=per_excerpt * len(by_excerpt),
                 created_by=created_by)
-            for row in rows:
-                row.study = study
-            Stimulus.objects.bulk_create(rows)
-            _create_items(study, pairs)
-    except (IntegrityError, HafmError, OSError):
-        shutil.rmtree(folder, ignore_errors=True)
+    except IntegrityError as error:  # another study took the name since _validate looked
+        raise StudySetupError(f"a study named {name!r} already exists; choose another name") from error
+
+
+def create_study(**design) -> Study:
+    """`plan_study` (same arguments) and render its stimuli here, for callers without a worker
+    (a management command, a script): the study returned is open. When rendering fails nothing
+    is left behind and its error (StudySetupError or an AudioError) is raised."""
+    study = plan_study(**design)
+    try:
+        render_study(study.pk)
+    except BaseException:
+        study.delete()
+        shutil.rmtree(Path(settings.MEDIA_ROOT) / study.media_dir, ignore_errors=True)
         raise
+    study.refresh_from_db()
     return study
 
 
-def _create_items(study: Study, pairs: list[tuple[str, str]]) -> None:
-    clips = {(s.excerpt, s.system): s for s in study.stimuli.filter(variant="")}
-    excerpts = sorted({excerpt for excerpt, _ in clips})
-    items = [Item(study=study, kind=Item.Kind.PREFERENCE, excerpt=excerpt, stimulus_a=clips[excerpt, a],
-                  stimulus_b=clips[excerpt, b], quota=study.quota_per_pair)
-             for excerpt in excerpts for a, b in pairs]
-    if study.attributes and study.rating_quota_per_clip > 0:
-        used = sorted({s for pair in pairs for s in pair})
-        items += [Item(study=study, kind=Item.Kind.RATING, excerpt=excerpt, stimulus_a=clips[excerpt, system],
-                       quota=study.rating_quota_per_clip) for excerpt in excerpts for system in used]
-    Item.objects.bulk_create(items)
-
-
 def set_study_status(study: Study, status: str) -> Study:
-    if status not in Study.Status.values:
-        raise StudySetupError(f"unknown study status {status!r}; use one of {Study.Status.values}")
+    """Open, pause or close a rendered study; rendering states are never set by hand."""
+    if status not in Study.STAFF_STATUSES:
+        raise StudySetupError(f"unknown study status {status!r}; use one of {list(Study.STAFF_STATUSES)}")
     with transaction.atomic():
-        Study.objects.filter(pk=study.pk).update(status=status)
+        updated = Study.objects.filter(pk=study.pk).exclude(status__in=Study.RENDER_STATUSES).update(status=status)
     study.refresh_from_db(fields=["status"])
+    if not updated:
+        raise StudySetupError(f"study {study.name!r} is {study.status}: it has no stimuli to open yet")
     return study

@@ -1,9 +1,8 @@
-"""Staff pages: studies, progress, status, CSV exports. Staff only (admin login)."""
+"""Staff pages: studies, their rendering, progress, status, CSV exports. Staff only (admin login)."""
 
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from listening import exports, selectors, services, uploads
 from listening.exceptions import StudySetupError
 from listening.forms import CLIP_NAMING, StudyForm
 from listening.middleware import keep_response
+from listening.models import Study
 
 
 @staff_member_required
@@ -31,12 +31,13 @@ def _stimuli_from_uploads(files, folder: Path) -> list[dict]:
     """Save uploads under `folder` and pair each accompaniment with its excerpt's vocal.
 
     Each clip's duration is read from its header before anything decodes it (UploadRefused).
+    The saved names keep the uploaded ones, so a rendering failure names the clip staff know.
     """
     vocals: dict[str, str] = {}
     accompaniments: dict[str, dict[str, str]] = defaultdict(dict)
     for index, upload in enumerate(files):
         excerpt, system, suffix = uploads.clip_name_parts(upload.name)
-        path = folder / f"{index}{suffix}"
+        path = folder / f"{index}-{excerpt}__{system}{suffix}"  # a rendering error names the clip
         with open(path, "wb") as out:
             for chunk in upload.chunks():
                 out.write(chunk)
@@ -68,39 +69,63 @@ def study_create(request: HttpRequest) -> HttpResponse:
 
 @csrf_protect
 def _study_create(request: HttpRequest) -> HttpResponse:
+    """Check and save the uploads, plan the study and send its rendering to a worker: the
+    request decodes no audio. The study's page then shows the rendering's progress."""
     form = StudyForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        folder = Path(tempfile.mkdtemp(prefix="hafm-upload-"))
+        folder = uploads.new_sources_folder()
+        study = None
         try:
-            study = services.create_study(
+            study = services.plan_study(
                 name=data["name"], stimuli=_stimuli_from_uploads(data["clips"], folder),
                 comparisons=data["comparisons"], attributes=data["attributes"],
                 quota_per_pair=data["quota_per_pair"], rating_quota_per_clip=data["rating_quota_per_clip"],
                 preference_trials=data["preference_trials"], rating_trials=data["rating_trials"],
                 catch_rate=data["catch_rate"], screening=data["screening"], completion_code=data["completion_code"],
-                screened_out_code=data["screened_out_code"], created_by=request.user)
+                screened_out_code=data["screened_out_code"], uploads_dir=folder, created_by=request.user)
         except HafmError as error:
             form.add_error(None, str(error))
-        else:
-            messages.success(request, f"Study '{study.name}' created: {study.stimuli.count()} stimuli rendered.")
-            return redirect("listening:staff-detail", study.public_id)
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            if study is None:
+                shutil.rmtree(folder, ignore_errors=True)
+        if study is not None:
+            services.dispatch_rendering(study.pk)  # a broker that is down leaves it `undispatched`
+            messages.success(request, f"Study '{study.name}' saved: its {study.render_total} stimuli are "
+                                      "rendered by a worker.")
+            return redirect("listening:staff-detail", study.public_id)
     return render(request, "listening/staff/create.html", {"form": form, "naming": CLIP_NAMING})
 
 
 @staff_member_required
 def study_detail(request: HttpRequest, study_id) -> HttpResponse:
     study = selectors.study_by_public_id(study_id)
+    if study.status in Study.RENDER_STATUSES:
+        return render(request, "listening/staff/rendering.html", {"study": study})
     services.expire_idle_participants(study)
     listener_url = request.build_absolute_uri(reverse("listening:landing", args=[study.public_id]))
     return render(request, "listening/staff/detail.html", {
         "study": study, "progress": selectors.study_progress(study), "listener_url": listener_url,
         "prolific_url": f"{listener_url}?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}&STUDY_ID={{{{%STUDY_ID%}}}}"
                         f"&SESSION_ID={{{{%SESSION_ID%}}}}",
-        "exports": exports.EXPORT_NAMES, "statuses": study.Status.choices,
+        "exports": exports.EXPORT_NAMES,
+        "statuses": [(value, label) for value, label in Study.Status.choices if value in Study.STAFF_STATUSES],
     })
+
+
+@staff_member_required
+@require_POST
+def study_render_again(request: HttpRequest, study_id) -> HttpResponse:
+    """Send a study's rendering task again (the broker was down, the worker was lost, or it failed)."""
+    study = selectors.study_by_public_id(study_id)
+    try:
+        sent = services.render_again(study)
+    except HafmError as error:
+        messages.error(request, str(error))
+    else:
+        if sent:
+            messages.success(request, "Rendering sent to a worker again.")
+    return redirect("listening:staff-detail", study.public_id)
 
 
 @staff_member_required

@@ -51,6 +51,17 @@ def media_root(settings, tmp_path):
     return settings.MEDIA_ROOT
 
 
+@pytest.fixture
+def eager_tasks():
+    """Celery tasks run in this process when sent (a study's rendering), without a broker."""
+    from evalsite.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
 @pytest.fixture(scope="session")
 def clip_entries(tmp_path_factory):
     return write_clips(tmp_path_factory.mktemp("clips"))

@@ -39,7 +39,8 @@ def run_listeners(study, n=2):
     screened.pass_screening(n_correct=0)
 
 
-def test_staff_create_study_from_uploaded_clips(staff_client, clip_entries):
+def test_staff_create_study_from_uploaded_clips(staff_client, clip_entries, eager_tasks):
+    """The rendering task runs here (eager); tests/listening/test_study_render_task.py sends it to a worker."""
     files = []
     for entry in clip_entries:
         if entry["system"] in ("three-stage", "random"):
