@@ -34,6 +34,7 @@ from hafm_core.model import HafmLM
 from hafm_core.sampling import SamplingParams, generate
 
 RATE_24K = constants.ACOUSTIC_SAMPLE_RATE_HZ
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 UNIT_SAMPLES_24K = RATE_24K // 25  # 40 ms: 2 semantic frames, 3 acoustic frames
 
 
@@ -94,6 +95,7 @@ class CascadeSystem:
     params: SamplingParams = field(default_factory=SamplingParams)
     window_s: float = constants.EXCERPT_DURATION_S
     overlap_s: float = 2.0
+    dtype: str = "float32"  # of the three models' weights and activations (see `DTYPES`)
 
     def generate(self, vocal: np.ndarray, sample_rate_hz: int, seed: int, excerpt=None) -> np.ndarray:
         return self.generate_batch(np.asarray(vocal, dtype=np.float32)[None], sample_rate_hz, [seed])[0]
@@ -122,7 +124,7 @@ class CascadeSystem:
         """What, besides the checkpoint and the sampling, decides the output: windowing and the
         tokenizers (HuBERT folder, layer and k-means; EnCodec folder)."""
         semantic = self.semantic_tokenizer
-        return {"window_s": self.window_s, "overlap_s": self.overlap_s,
+        return {"window_s": self.window_s, "overlap_s": self.overlap_s, "dtype": self.dtype,
                 "semantic_tokenizer_hash": semantic.weights_hash, "hubert_sha256": semantic.hubert_hash,
                 "hubert_layer": semantic.layer, "kmeans_sha256": semantic.kmeans_hash,
                 "acoustic_tokenizer_hash": self.acoustic_tokenizer.weights_hash}
@@ -206,8 +208,12 @@ def load_tokenizers(weights_dir: str | Path | None = None, device: str = "cpu"):
 def load_system(name: str, checkpoint: str | Path | None = None, random_pool: list[str] | None = None,
                 weights_dir: str | Path | None = None, device: str = "cpu",
                 params: SamplingParams | None = None, window_s: float = constants.EXCERPT_DURATION_S,
-                overlap_s: float = 2.0):
-    """Build system `name` (one of `constants.SYSTEMS`); loads only what that system needs."""
+                overlap_s: float = 2.0, dtype: str = "float32"):
+    """Build system `name` (one of `constants.SYSTEMS`); loads only what that system needs.
+
+    dtype: the cascade's weights ("float32", "bfloat16" or "float16"; see the README's speed
+    table for the token agreement of each with float32).
+    """
     from hafm_core.checkpoint import load_cascade
 
     if name == "ground-truth-raw":
@@ -223,9 +229,11 @@ def load_system(name: str, checkpoint: str | Path | None = None, random_pool: li
         raise ConfigError(f"the {name} system needs --checkpoint (a folder with ar_semantic, ar_coarse"
                           + (", ar_fine)" if name == "three-stage" else ")"))
     stages = ("semantic", "coarse", "fine") if name == "three-stage" else ("semantic", "coarse")
-    models = load_cascade(checkpoint, stages, device=device)
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    models = {stage: model.to(DTYPES[dtype]) for stage, model in load_cascade(checkpoint, stages, device=device).items()}
     _check_vocabularies(models, semantic, acoustic)
-    return CascadeSystem(name, models, semantic, acoustic, params or SamplingParams(), window_s, overlap_s)
+    return CascadeSystem(name, models, semantic, acoustic, params or SamplingParams(), window_s, overlap_s, dtype)
 
 
 def _check_vocabularies(models: dict[str, HafmLM], semantic, acoustic) -> None:

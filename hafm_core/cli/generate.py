@@ -58,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="overlap of consecutive windows in seconds, less than --window-s")
     parser.add_argument("--weights", type=Path, default=None, help="weights folder (default: HAFM_WEIGHTS_DIR)")
     parser.add_argument("--device", default=None, help="torch device (default: HAFM_DEVICE, else cuda if present)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                        help="precision of the cascade's models (bfloat16 is about 3x faster at batch 16 on a "
+                             "GPU; see the README)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -93,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     system = load_system(args.system, checkpoint=args.checkpoint,
                          random_pool=[str(e.accompaniment) for e in excerpts if e.accompaniment],
                          weights_dir=args.weights, device=args.device or torch_device(), params=params,
-                         window_s=args.window_s, overlap_s=args.overlap_s)
+                         window_s=args.window_s, overlap_s=args.overlap_s, dtype=args.dtype)
     written = generate_all(system, excerpts, args.out, args.seed, args.checkpoint, params,
                            args.batch_size, progress=not args.json)
     if args.json:

@@ -174,3 +174,18 @@ def test_generate_never_writes_over_its_own_input(cascade, tmp_path, capsys):
         assert code == 2
     assert "would replace the vocal" in capsys.readouterr().err
     assert np.array_equal(read_audio(song)[0], vocal)
+
+
+def test_generate_in_bfloat16_records_its_dtype(cascade, tmp_path, capsys):
+    vocal, _ = read_audio(cascade["files"][1][0])
+    song = write_audio(tmp_path / "in" / "song.wav", vocal, RATE)
+    out = tmp_path / "out"
+    assert main(["generate", "--system", "two-stage", "--checkpoint", str(cascade["ckpt"]), "--input", str(song),
+                 "--out", str(out), "--weights", str(cascade["weights"]), "--device", "cpu", "--dtype", "bfloat16",
+                 "--json"]) == 0
+    capsys.readouterr()
+    assert json.loads((out / "song.json").read_text())["dtype"] == "bfloat16"
+    accompaniment, _ = read_audio(out / "song.wav")
+    assert accompaniment.shape == vocal.shape and np.isfinite(accompaniment).all()
+    system = _system(cascade, "two-stage", dtype="bfloat16")
+    assert all(next(m.parameters()).dtype == torch.bfloat16 for m in system.models.values())
