@@ -18,6 +18,9 @@ from hafm_core.sampling import SamplingParams, generate  # noqa: E402
 
 
 def main() -> int:
+    if not torch.cuda.is_available():
+        print("cuda_decoder_check: no CUDA device here; the CPU tests (tests/model/test_decoding.py) cover the eager step")
+        return 0
     device = torch.device("cuda")
     print(f"cuda_decoder_check: {torch.cuda.get_device_name(device)}, torch {torch.__version__}")
     worst = 1.0

@@ -8,7 +8,7 @@ must agree step by step (up to bf16 rounding); the table prints the largest diff
 A variant that runs out of memory is reported as such and the others still run.
 
     python benchmarks/train_memory.py --device cuda                       # base, fine, batch 8
-    .venv/bin/python benchmarks/train_memory.py --preset tiny --batch 2 --seconds 2 --device cpu
+    .venv/bin/python benchmarks/train_memory.py      # no GPU: small, batch 2 of 4 s (peak RSS is not split)
 """
 
 from __future__ import annotations
@@ -65,10 +65,11 @@ def run_variant(config, state: dict, cond: torch.Tensor, target: torch.Tensor, c
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="base", choices=["tiny", "small", "base"])
+    parser.add_argument("--preset", default=None, choices=["tiny", "small", "base"],
+                        help="default: base on CUDA, small on CPU")
     parser.add_argument("--stage", default="fine", choices=["semantic", "coarse", "fine"])
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=constants.EXCERPT_DURATION_S)
+    parser.add_argument("--batch", type=int, default=None, help="default: 8 on CUDA, 2 on CPU")
+    parser.add_argument("--seconds", type=float, default=None, help="default: 10 on CUDA, 4 on CPU")
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--dropout", type=float, help="override the preset's dropout (0: losses comparable exactly)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -76,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    args.preset = args.preset or ("base" if cuda else "small")
+    args.batch = args.batch or (8 if cuda else 2)
+    args.seconds = args.seconds or (constants.EXCERPT_DURATION_S if cuda else 4.0)
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     overrides = {} if args.dropout is None else {"dropout": args.dropout}
     config = stage_config(args.stage, args.preset, **overrides)
