@@ -9,7 +9,7 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 timeout 60 python benchmarks/cuda_decoder_check.py 2>&1 | tee "$out/check.txt"
 timeout 300 python benchmarks/cascade_speed.py --preset base --device cuda --batch-sizes 1,16 \
-    --dtypes float32,bfloat16,float16 --old-dtypes float32 --old-prefixes 0.05,0.15 \
+    --dtypes float32,bfloat16,float16 --old-dtypes float32 --old-prefixes 0.03,0.08 \
     --json "$out/cascade_speed.json" 2>&1 | tee "$out/cascade_speed.txt"
 timeout 120 python benchmarks/train_memory.py --device cuda --json "$out/train_memory.json" 2>&1 \
     | tee "$out/train_memory.txt"
