@@ -7,7 +7,7 @@ bar on stderr.
 
     hafm benchmark run --checkpoint CKPT --dataset musdb18:PATH|stems:PATH|sample|synthetic[:N]
                        --systems three-stage,two-stage,random,ground-truth --excerpts N --seed S
-                       [--embedder vggish] [--wait] [--json]
+                       [--embedder vggish] [--clips-per-task 4] [--wait] [--json]
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--excerpts", type=positive_int, help="number of excerpts (default: all of the test split)")
     run.add_argument("--seed", type=seed, default=0, help="run seed; each excerpt's seed derives from it")
     run.add_argument("--embedder", default="vggish", help="FAD embedder: vggish, encodec, crepe or logmel")
+    run.add_argument("--clips-per-task", type=positive_int, default=None,
+                     help="clips of one system a worker generates in one batched call (default 4)")
     _follow_options(run)
     for name, text in (("status", "progress of a run"), ("cancel", "cancel a live run"),
                        ("resume", "re-dispatch what a run is missing (after a crash or a cancel)")):
@@ -104,7 +106,8 @@ def _act(args: argparse.Namespace) -> int:
     if args.action == "run":
         launch = benchmarks.launch_benchmark(
             checkpoint_path=args.checkpoint, dataset_spec=args.dataset, systems=args.systems.split(","),
-            n_excerpts=args.excerpts, seed=args.seed, embedder=args.embedder, progress=not args.json)
+            n_excerpts=args.excerpts, seed=args.seed, embedder=args.embedder, progress=not args.json,
+            clips_per_task=args.clips_per_task or benchmarks.DEFAULT_CLIPS_PER_TASK)
         return _report_launch(launch.run, launch.reused, args, _sent(launch))
     if args.action == "rerun":
         launch = benchmark_export.rerun(args.record, progress=not args.json)

@@ -150,8 +150,12 @@ if CELERY_BROKER_URL.startswith("redis"):
     # 300 s by default, so a killed worker's task is recovered in minutes (see config).
     # Socket timeouts: a Redis that accepts connections but never answers is an error in
     # seconds (the run waits `undispatched`), not a sender hung forever.
+    # Restore sweeps: kombu looks for expired unacknowledged tasks only on every 10th idle poll
+    # by default (20 s apart for a solo worker); every poll is one cheap sorted-set query, and a
+    # killed worker's task then comes back right after its visibility timeout.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _VISIBILITY_TIMEOUT_S,
-                                       "socket_connect_timeout": 5, "socket_timeout": 30}
+                                       "socket_connect_timeout": 5, "socket_timeout": 30,
+                                       "unacked_restore_throttle": 1, "unacked_restore_interval": 2}
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = SECURE_SSL

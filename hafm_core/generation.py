@@ -1,6 +1,6 @@
 """Generation to files: a system's accompaniment, its mix with the vocal and a JSON sidecar.
 
-`hafm generate` is a thin caller of `generate_all`; the Django worker has its own per-clip
+`hafm generate` is a thin caller of `generate_all`; the Django worker has its own batched
 service (evalsite.services.generation) over the same `hafm_core.systems` interface.
 """
 

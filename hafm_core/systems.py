@@ -138,8 +138,10 @@ class CascadeSystem:
         units = -(-vocals_24k.shape[1] // UNIT_SAMPLES_24K)  # whole 40 ms units, zero-padded
         padded = np.zeros((len(vocals), units * UNIT_SAMPLES_24K), dtype=np.float32)
         padded[:, : vocals_24k.shape[1]] = vocals_24k
-        codes = self.generate_codes(padded, seeds)
-        audio = np.asarray(self.acoustic_tokenizer.decode(codes.numpy()))  # (B, T_a * 320)
+        codes = self.generate_codes(padded, seeds).numpy()  # (B, K, T_a)
+        # Decoded one excerpt at a time: EnCodec's convolutions round differently with the batch
+        # size (3.6e-7 apart, measured), and an excerpt's audio must not depend on its batch.
+        audio = [np.asarray(self.acoustic_tokenizer.decode(codes[b:b + 1]))[0] for b in range(len(codes))]
         return np.stack([_fit_length(resample(a, RATE_24K, sample_rate_hz), n) for a in audio])
 
 

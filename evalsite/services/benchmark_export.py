@@ -152,4 +152,6 @@ def rerun(record_path: str | Path, created_by=None, queue: str | None = None, pr
                            f"{inputs['dataset']['manifest_hash'][:12]})")
     return benchmarks.launch_run(checkpoint=checkpoint, dataset=dataset, systems=record["systems"],
                                  n_excerpts=record["n_excerpts"], seed=record["seed"],
-                                 embedder=record["embedder"], created_by=created_by, queue=queue)
+                                 embedder=record["embedder"], created_by=created_by, queue=queue,
+                                 clips_per_task=int(record.get("parameters", {}).get(
+                                     "clips_per_task", benchmarks.DEFAULT_CLIPS_PER_TASK)))

@@ -1,7 +1,8 @@
 """What a benchmark's Celery tasks do, step by step. Every step is idempotent.
 
-    generate_clips(run, clip ids)  a clip already done is skipped; each clip is committed
-                                   as soon as its files are written (atomically)
+    generate_clips(run, clip ids)  a clip already done is skipped; clips of one system are
+                                   generated in one batched call and committed as soon as
+                                   their files are written (atomically)
     advance(run)                   no clip pending -> phase MEASURE, one measure task per system
     measure_system(run, system)    FAD against the real accompaniments with a jackknife CI,
                                    fit metrics per clip (those not measured yet)
@@ -75,7 +76,10 @@ def mark_started(run_id) -> None:
 def generate_clips(run_id, clip_ids: list[str]) -> int:
     """Generate the clips among `clip_ids` that are still pending; returns how many were made.
 
-    The run's status is read again before each clip, so a cancel takes effect between clips.
+    Clips of one system and vocal length are made in one batched call of the system; each
+    batch's clips are committed as soon as their files are written (atomically). A clip whose
+    vocal cannot be read, or a batch the system refuses, is failed with the reason. The run's
+    status is read again before each batch, so a cancel takes effect between batches.
     """
     from evalsite.services import generation
 
@@ -83,28 +87,40 @@ def generate_clips(run_id, clip_ids: list[str]) -> int:
     if run is None:
         return 0
     mark_started(run.id)
-    made = 0
-    clips = (GeneratedClip.objects.select_related("excerpt")
-             .filter(run=run, id__in=clip_ids, status=GeneratedClip.Status.PENDING).order_by("excerpt__key"))
-    if not clips.exists() or not claim_step(run.id, f"generate:{min(clip_ids)}",
-                                            f"generating clips {', '.join(sorted(clip_ids))}"):
+    clips = list(GeneratedClip.objects.select_related("excerpt")
+                 .filter(run=run, id__in=clip_ids, status=GeneratedClip.Status.PENDING).order_by("excerpt__key"))
+    if not clips or not claim_step(run.id, f"generate:{min(clip_ids)}",
+                                   f"generating clips {', '.join(sorted(clip_ids))}"):
         return 0
+    vocals = {}
     for clip in clips:
+        try:
+            vocals[clip.id] = generation.read_vocal(clip)
+        except HafmError as error:
+            _fail_clip(clip.id, error)
+    made = 0
+    for batch in generation.group_clips([c for c in clips if c.id in vocals], vocals):
         if not BenchmarkRun.objects.filter(id=run.id, status__in=BenchmarkRun.ACTIVE).exists():
             break
         started = time.perf_counter()
         try:
-            output = generation.generate_clip(run, clip, run_media_dir(run) / clip.system)
+            outputs = generation.generate_batch(run, batch, run_media_dir(run) / batch.system)
         except HafmError as error:
-            GeneratedClip.objects.filter(id=clip.id).update(
-                status=GeneratedClip.Status.FAILED, error=str(error)[:2000], finished=timezone.now())
+            for clip in batch.clips:
+                _fail_clip(clip.id, error)
             continue
-        GeneratedClip.objects.filter(id=clip.id, status=GeneratedClip.Status.PENDING).update(
-            status=GeneratedClip.Status.DONE, accompaniment_path=str(output.accompaniment_path),
-            mix_path=str(output.mix_path), sidecar=output.sidecar,
-            seconds=time.perf_counter() - started, finished=timezone.now(), error="")
-        made += 1
+        seconds = (time.perf_counter() - started) / len(batch.clips)  # each clip's share of the batch
+        for clip, output in zip(batch.clips, outputs):
+            made += GeneratedClip.objects.filter(id=clip.id, status=GeneratedClip.Status.PENDING).update(
+                status=GeneratedClip.Status.DONE, accompaniment_path=str(output.accompaniment_path),
+                mix_path=str(output.mix_path), sidecar=output.sidecar, seconds=seconds,
+                finished=timezone.now(), error="")
     return made
+
+
+def _fail_clip(clip_id, error: HafmError) -> None:
+    GeneratedClip.objects.filter(id=clip_id).update(
+        status=GeneratedClip.Status.FAILED, error=str(error)[:2000], finished=timezone.now())
 
 
 def fail_clips(run_id, clip_ids: list[str], reason: str) -> None:

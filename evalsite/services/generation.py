@@ -1,13 +1,18 @@
-"""One clip of a run: a system's accompaniment for an excerpt's vocal, its mix and its sidecar.
+"""Clips of a run: a system's accompaniments for excerpts' vocals, their mixes and sidecars.
 
 The systems themselves are `hafm_core.systems` (one interface: vocal + seed -> accompaniment
-of the same length). A worker keeps the systems it built (models loaded once per process),
-keyed by checkpoint hash, so a task of four clips loads nothing after the first.
+of the same length). A task's clips of one system and one vocal length are generated in ONE
+call: the cascade's `generate_batch` samples them together, each excerpt from its own seed and
+decoded on its own, so a clip's audio does not depend on the clips generated beside it. A
+worker keeps the systems it built (models loaded once per process), keyed by checkpoint hash,
+so consecutive tasks load nothing.
 """
 
 from __future__ import annotations
 
 import functools
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +28,19 @@ class ClipOutput:
     accompaniment_path: Path
     mix_path: Path
     sidecar: dict
+
+
+@dataclass(frozen=True)
+class ClipBatch:
+    """Clips of one system whose vocals share a rate and a length: one call of the system.
+
+    vocals: float32 [B, n] mono, in the order of `clips`.
+    """
+
+    system: str
+    clips: list[GeneratedClip]
+    vocals: np.ndarray
+    sample_rate_hz: int
 
 
 @functools.lru_cache(maxsize=8)
@@ -41,16 +59,49 @@ def _pool(run: BenchmarkRun) -> tuple[str, ...]:
                  .order_by("key").values_list("accompaniment_path", flat=True))
 
 
-def generate_clip(run: BenchmarkRun, clip: GeneratedClip, out_dir: Path) -> ClipOutput:
-    """Generate, then write accompaniment, mix and sidecar atomically under `out_dir`."""
-    from hafm_core.audio import read_audio, write_audio
+def read_vocal(clip: GeneratedClip) -> tuple[np.ndarray, int]:
+    """The clip's vocal: float32 [n] mono and its rate (`HafmError` when it cannot be read)."""
+    from hafm_core.audio import read_audio
 
-    excerpt = clip.excerpt
-    vocal, rate = read_audio(excerpt.vocal_path, mono=True)
-    system = _system(clip.system, run.checkpoint.path, run.checkpoint.content_hash, _pool(run))
-    accompaniment = system.generate(vocal, rate, seed=clip.seed, excerpt=excerpt.accompaniment_path)
+    return read_audio(clip.excerpt.vocal_path, mono=True)
+
+
+def group_clips(clips: Sequence[GeneratedClip], vocals: dict) -> list[ClipBatch]:
+    """Clips -> batches of one system, rate and vocal length, in the order the clips came.
+
+    vocals: {clip id: (float32 [n], rate)} of every clip.
+    """
+    groups: dict[tuple, list[GeneratedClip]] = defaultdict(list)
+    for clip in clips:
+        samples, rate = vocals[clip.id]
+        groups[(clip.system, rate, len(samples))].append(clip)
+    return [ClipBatch(system, members, np.stack([vocals[c.id][0] for c in members]), rate)
+            for (system, rate, _), members in groups.items()]
+
+
+def generate_batch(run: BenchmarkRun, batch: ClipBatch, out_dir: Path) -> list[ClipOutput]:
+    """Generate a batch in one call of its system, then write each clip's accompaniment, mix
+    and sidecar atomically under `out_dir`; outputs in the order of `batch.clips`."""
+    system = _system(batch.system, run.checkpoint.path, run.checkpoint.content_hash, _pool(run))
+    seeds = [clip.seed for clip in batch.clips]
+    if hasattr(system, "generate_batch"):
+        accompaniments = system.generate_batch(batch.vocals, batch.sample_rate_hz, seeds)
+    else:
+        accompaniments = [system.generate(vocal, batch.sample_rate_hz, seed=seed,
+                                          excerpt=clip.excerpt.accompaniment_path)
+                          for clip, vocal, seed in zip(batch.clips, batch.vocals, seeds)]
+    return [write_clip(run, clip, vocal, np.asarray(accompaniment), batch.sample_rate_hz, out_dir)
+            for clip, vocal, accompaniment in zip(batch.clips, batch.vocals, accompaniments)]
+
+
+def write_clip(run: BenchmarkRun, clip: GeneratedClip, vocal: np.ndarray, accompaniment: np.ndarray,
+               rate: int, out_dir: Path) -> ClipOutput:
+    """Accompaniment, mix (peak-limited) and sidecar of one clip, each written atomically."""
+    from hafm_core.audio import write_audio
+
     if accompaniment.shape != vocal.shape:
         raise ValueError(f"{clip.system} returned {accompaniment.shape} samples for a vocal of {vocal.shape}")
+    excerpt = clip.excerpt
     stem = excerpt.key.replace("/", "_")
     accompaniment_path = write_audio(out_dir / f"{stem}.wav", accompaniment, rate)
     mix = vocal + accompaniment

@@ -7,6 +7,9 @@ stages saved with `hafm_core.checkpoint.save_checkpoint`.
 
 from __future__ import annotations
 
+import ast
+import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -117,3 +120,12 @@ def wait_for_run(run_id, *workers, until=None, what: str = "the run to end") -> 
     wait_for_progress(finished, lambda: (run_snapshot(run_id), busy_seconds(*(w.process for w in workers))),
                       what=what, poll_s=0.1,
                       details=lambda: "\n".join(w.log()[-3000:] for w in workers))
+
+
+def queued_tasks(broker_url: str) -> list[tuple[str, list]]:
+    """(task name, its positional arguments) of every message waiting in the embedded broker."""
+    path = broker_url.removeprefix("sqla+sqlite:///")
+    with sqlite3.connect(path) as connection:
+        payloads = [json.loads(p) for (p,) in connection.execute(
+            "SELECT payload FROM kombu_message WHERE visible = 1 ORDER BY id")]
+    return [(p["headers"]["task"], list(ast.literal_eval(p["headers"]["argsrepr"]))) for p in payloads]

@@ -4,28 +4,18 @@ timeout), so the run must be brought back without waiting for that."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
+from uuid import UUID
 
 import pytest
 from django.utils import timezone
 
 from evalsite.models import BenchmarkRun, GeneratedClip, SystemResult
 from evalsite.services import benchmarks
-from tests.benchmarks_site.conftest import make_dataset
+from tests.benchmarks_site.conftest import make_dataset, queued_tasks
 
 pytestmark = pytest.mark.django_db
 
 SYSTEMS = ["three-stage", "two-stage", "random", "ground-truth"]
-
-
-def queued_tasks(broker_url: str) -> list[tuple[str, str]]:
-    """(task name, its arguments as Celery writes them) of every message waiting in the embedded broker."""
-    path = broker_url.removeprefix("sqla+sqlite:///")
-    with sqlite3.connect(path) as connection:
-        payloads = [json.loads(p) for (p,) in connection.execute(
-            "SELECT payload FROM kombu_message WHERE visible = 1 ORDER BY id")]
-    return [(p["headers"]["task"], p["headers"]["argsrepr"]) for p in payloads]
 
 
 @pytest.fixture
@@ -50,10 +40,18 @@ def _measured(run, systems) -> None:
 
 
 def test_generation_phase_resends_each_pending_clip(started_run, broker_url):
-    _generated(started_run, keep_pending=2)
-    assert benchmarks.resume_run(started_run) == 2
-    names = [name for name, _ in queued_tasks(broker_url)]
-    assert names == ["evalsite.benchmarks.generate_clips"] * 2
+    _generated(started_run, keep_pending=5)
+    pending = GeneratedClip.objects.filter(run=started_run, status="pending")
+    systems = dict(pending.values_list("id", "system"))
+    sent = benchmarks.resume_run(started_run)
+    queued = queued_tasks(broker_url)
+    assert sent == len(queued) and {name for name, _ in queued} == {"evalsite.benchmarks.generate_clips"}
+    batches = [clip_ids for _, (_, clip_ids) in queued]
+    # Every pending clip once, in tasks of at most `clips_per_task` clips of one system.
+    assert sorted(c for batch in batches for c in batch) == sorted(str(c) for c in systems)
+    size = started_run.parameters["clips_per_task"]
+    assert all(0 < len(batch) <= size and len({systems[UUID(c)] for c in batch}) == 1 for batch in batches)
+    assert sent == sum(-(-list(systems.values()).count(s) // size) for s in set(systems.values()))
 
 
 def test_measure_phase_resends_the_systems_not_measured(started_run, broker_url):
@@ -64,8 +62,8 @@ def test_measure_phase_resends_the_systems_not_measured(started_run, broker_url)
     assert benchmarks.resume_run(started_run) == 2
     queued = queued_tasks(broker_url)
     assert [name for name, _ in queued] == ["evalsite.benchmarks.measure_system"] * 2
-    assert sorted(args for _, args in queued) == sorted(repr([str(started_run.id), s]) for s in ("two-stage",
-                                                                                               "ground-truth"))
+    assert sorted(args for _, args in queued) == sorted([str(started_run.id), s] for s in ("two-stage",
+                                                                                           "ground-truth"))
     started_run.refresh_from_db()
     assert started_run.status == BenchmarkRun.Status.RUNNING and started_run.phase == BenchmarkRun.Phase.MEASURE
 

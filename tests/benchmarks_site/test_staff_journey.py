@@ -1,17 +1,21 @@
 """A staff user new to the site, with Django's test client and a real Celery worker: logs in
 at /admin/, opens the launch form, launches a benchmark of a cascade checkpoint, watches the
-run page until it finishes, reads the comparison and listens to a clip."""
+run page until it finishes, reads the comparison and listens to a clip. The same run, read back
+from the database and its files, is the suite's end-to-end check of the four systems through a
+worker: clips, sidecars, FAD and fit per system, the paired comparison."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
+from pathlib import Path
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
-from evalsite.models import BenchmarkRun
+from evalsite.models import BenchmarkRun, GeneratedClip, SystemResult
 from tests.benchmarks_site.conftest import run_snapshot
 from tests.progress import busy_seconds, wait_for_progress
 
@@ -89,3 +93,43 @@ def test_a_new_staff_user_launches_watches_and_reads_a_benchmark(django_user_mod
     audio = browser.get(players[1])
     body = b"".join(audio.streaming_content) if audio.streaming else audio.content
     assert audio.status_code == 200 and audio["Content-Type"].startswith("audio/") and body[:4] == b"RIFF"
+    run.refresh_from_db()
+    assert_four_systems_ran(run)
+
+
+def assert_four_systems_ran(run: BenchmarkRun) -> None:
+    """Every clip, result and comparison of a done run of the four systems, from the database and files."""
+    from hafm_core.audio import read_audio
+
+    n = run.n_excerpts
+    clips = GeneratedClip.objects.filter(run=run).select_related("excerpt")
+    assert [c.error for c in clips if c.status != "done"] == []
+    assert clips.count() == n * len(SYSTEMS)
+    assert run.parameters["clips_per_task"] >= 1
+    for clip in clips:
+        vocal, rate = read_audio(clip.excerpt.vocal_path)
+        accompaniment, accompaniment_rate = read_audio(clip.accompaniment_path)
+        assert accompaniment_rate == rate and accompaniment.shape == vocal.shape
+        assert Path(clip.mix_path).is_file() and Path(clip.accompaniment_path).with_suffix(".json").is_file()
+        assert clip.sidecar["system"] == clip.system and clip.sidecar["checkpoint_hash"] == run.checkpoint.content_hash
+        assert clip.fit, f"{clip.system} {clip.excerpt.key}: no fit metrics"
+    results = {r.system: r for r in SystemResult.objects.filter(run=run)}
+    assert set(results) == set(SYSTEMS)
+    for system, result in results.items():
+        assert result.error == "" and result.n_eval == n and result.n_background == n, (system, result.error)
+        assert math.isfinite(result.fad) and result.fad_low <= result.fad <= result.fad_high, system
+        assert result.fit, f"{system}: no fit summary"
+    # The cascade's audio is decoded from codes; the random system is real music: the cascade is farther.
+    assert results["three-stage"].fad > results["random"].fad
+    assert results["two-stage"].fad > results["random"].fad
+    # The systems decode from different codes: three-stage and two-stage do not sound the same.
+    first = run.parameters["excerpts"][0]
+    three = read_audio(clips.get(system="three-stage", excerpt__key=first).accompaniment_path)[0]
+    two = read_audio(clips.get(system="two-stage", excerpt__key=first).accompaniment_path)[0]
+    assert abs(three - two).max() > 0.05
+    comparison = run.results["three_vs_two"]
+    improvement = comparison["relative_improvement"]
+    assert improvement["low"] <= improvement["estimate"] <= improvement["high"]
+    assert improvement["estimate"] == pytest.approx(1 - results["three-stage"].fad / results["two-stage"].fad,
+                                                    rel=1e-6, abs=1e-9)
+    assert sorted(comparison["excerpts"]) == sorted(run.parameters["excerpts"])

@@ -1,9 +1,10 @@
-"""A run through real Celery workers: the four systems on the tiny cascade, FAD and fit per
-system, the paired comparison; a worker killed mid-run and a resume that redoes only what is missing."""
+"""A worker killed mid-run and a resume that redoes only what is missing, on the tiny cascade.
+
+A run of the four systems through a worker, checked clip by clip, is the staff journey's run
+(test_staff_journey.py: one run serves the site's pages and the results' checks)."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
@@ -26,46 +27,6 @@ def _launch(checkpoint_dir, media_root, queue, n_tracks, systems=SYSTEMS):
     dataset = make_dataset(media_root, n_tracks=n_tracks)
     return benchmarks.launch_run(checkpoint=checkpoint, dataset=dataset, systems=systems, n_excerpts=n_tracks,
                                  seed=0, embedder="logmel", queue=queue).run
-
-
-def test_a_run_of_the_four_systems_finishes_through_a_worker(celery_worker_factory, broker_url, media_root,
-                                                             tiny_checkpoint_dir, tiny_weights_dir):
-    from hafm_core.audio import read_audio
-
-    worker = _worker(celery_worker_factory, broker_url, media_root, tiny_weights_dir)
-    run = _launch(tiny_checkpoint_dir, media_root, worker.queue, n_tracks=3)
-    wait_for_run(run.id, worker)
-    run.refresh_from_db()
-    assert run.status == BenchmarkRun.Status.DONE, run.error
-    clips = GeneratedClip.objects.filter(run=run).select_related("excerpt")
-    assert [c.error for c in clips if c.status != "done"] == []
-    assert clips.count() == 3 * len(SYSTEMS)
-    for clip in clips:
-        vocal, rate = read_audio(clip.excerpt.vocal_path)
-        accompaniment, accompaniment_rate = read_audio(clip.accompaniment_path)
-        assert accompaniment_rate == rate and accompaniment.shape == vocal.shape
-        assert Path(clip.mix_path).is_file() and Path(clip.accompaniment_path).with_suffix(".json").is_file()
-        assert clip.sidecar["system"] == clip.system and clip.sidecar["checkpoint_hash"] == run.checkpoint.content_hash
-        assert clip.fit, f"{clip.system} {clip.excerpt.key}: no fit metrics"
-    results = {r.system: r for r in SystemResult.objects.filter(run=run)}
-    assert set(results) == set(SYSTEMS)
-    for system, result in results.items():
-        assert result.error == "" and result.n_eval == 3 and result.n_background == 3, (system, result.error)
-        assert math.isfinite(result.fad) and result.fad_low <= result.fad <= result.fad_high, system
-        assert result.fit, f"{system}: no fit summary"
-    # The cascade's audio is decoded from codes; the random system is real music: the cascade is farther.
-    assert results["three-stage"].fad > results["random"].fad
-    assert results["two-stage"].fad > results["random"].fad
-    # The systems decode from different codes: three-stage and two-stage do not sound the same.
-    three = read_audio(clips.get(system="three-stage", excerpt__key="track000-0").accompaniment_path)[0]
-    two = read_audio(clips.get(system="two-stage", excerpt__key="track000-0").accompaniment_path)[0]
-    assert abs(three - two).max() > 0.05
-    comparison = run.results["three_vs_two"]
-    improvement = comparison["relative_improvement"]
-    assert improvement["low"] <= improvement["estimate"] <= improvement["high"]
-    assert improvement["estimate"] == pytest.approx(1 - results["three-stage"].fad / results["two-stage"].fad,
-                                                    rel=1e-6, abs=1e-9)
-    assert sorted(comparison["excerpts"]) == ["track000-0", "track001-0", "track002-0"]
 
 
 def test_resume_after_a_killed_worker_redoes_only_missing_clips(celery_worker_factory, broker_url, media_root,
