@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                 cond, n_frames = stage_inputs(stage, outputs, cond_frames, batch)
                 new_s, codes = _timed(Call(models[stage], cond, n_frames, seeds, "static"))
                 outputs[stage] = codes
-                steps = n_frames * models[stage].layout.n_target
+                steps = models[stage].layout.n_slots(n_frames)
                 if dtype_name in args.old_dtypes.split(","):
                     old_s, est = time_old(Call(models[stage], cond, n_frames, seeds, "cached"), args.old_full,
                                           prefixes)

@@ -164,7 +164,7 @@ def model_from_payload(payload: dict, stage: str, path: Path, device: str = "cpu
 
 def _sizes(config: ModelConfig) -> str:
     return ", ".join(f"{name}={getattr(config, name)}" for name in
-                     ("n_layer", "n_head", "d_model", "d_ff", "semantic_vocab", "codebook_size"))
+                     ("n_layer", "n_head", "d_model", "d_ff", "semantic_vocab", "codebook_size", "pattern"))
 
 
 def load_stage(root: str | Path, stage: str, which: str = "best", device: str = "cpu") -> tuple[HafmLM, dict]:

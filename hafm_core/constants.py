@@ -17,6 +17,11 @@ N_CODEBOOKS = 8
 N_COARSE_CODEBOOKS = 4
 CODEBOOK_SIZE = 1024
 
+# Codebook patterns of a stage's target (see hafm_core.patterns). `hafm train` uses the default
+# (chosen from benchmarks/codebook_pattern.py, see the README); a checkpoint without the field is flat.
+CODEBOOK_PATTERNS = ("flat", "delay")
+DEFAULT_CODEBOOK_PATTERN = "delay"
+
 # Excerpts.
 EXCERPT_DURATION_S = 10.0
 UNIT_S = 0.04  # 40 ms: the shortest span holding whole frames at both rates (2 semantic, 3 acoustic)

@@ -10,7 +10,8 @@ ordinary forward pass, then calls `decode_static` for the remaining target slots
 4. applies the head of codebook `(i - L_c) % K` (the K heads stacked into one weight),
    mixes guidance, and samples every row at once by inverse CDF at its own uniform (drawn up
    front from the excerpt's generator, so a seed reproduces its tokens whatever the batch);
-5. stores the sample and writes the next step's input token, then increments `i`.
+   with the delay pattern (`DelayStep`) every head at once, K tokens per step;
+5. stores the sample and writes the next step's input token (row), then increments `i`.
 
 Nothing in a step depends on a Python value that changes between steps, so on CUDA it is
 captured once as a CUDA graph and replayed: one launch per token instead of several hundred
@@ -44,7 +45,11 @@ def bucket_table(model: HafmLM, positions: torch.Tensor, first: int) -> torch.Te
 
 
 class StaticStep:
-    """The state and the step function of one `decode_static` call (see the module docstring)."""
+    """The state and the step function of one `decode_static` call (see the module docstring).
+
+    This is the flat pattern's step (one token, the head of codebook `slot % K`); `DelayStep`
+    changes only what happens after the hidden state (K tokens from K heads).
+    """
 
     def __init__(self, model: HafmLM, cache: KVCache, tokens: torch.Tensor, positions: torch.Tensor,
                  segments: torch.Tensor, generated: torch.Tensor, uniforms: torch.Tensor, params,
@@ -65,28 +70,57 @@ class StaticStep:
         self.segment = model.segment_embedding(segments[first_index:first_index + 1])  # (1, D)
         # The buffers a step reads and writes in place.
         self.index = torch.tensor([first_index], device=device)  # sequence index of the input token
-        self.token = tokens[:, first_index:first_index + 1].clone()  # (rows, 1) global ids
+        self.token = tokens[:, first_index:first_index + 1].clone()  # (rows, 1[, K]) global ids
 
     def __call__(self, n_keys: int) -> None:
         """Run the step at `self.index` over the first `n_keys` cache slots, then advance."""
         model, index = self.model, self.index
-        slot = index - self.cond_len  # (1,)
-        codebook = slot % self.n_streams
-        embedded = model.token_embedding(self.token) + self.segment  # (rows, 1, D)
+        embedded = model.embed(self.token) + self.segment  # (rows, 1, D)
         row = self.buckets.index_select(0, index - self.first_index)[:, :n_keys]  # (1, n_keys)
         bias = F.embedding(row.long(), model.relative_bias.embedding.weight)  # (1, n_keys, H)
         bias = bias.permute(2, 0, 1).unsqueeze(0)  # (1, H, 1, n_keys)
         mask = bias.float().masked_fill(self.key_index[:n_keys] > index, float("-inf"))
         hidden = model.decode_step(embedded, mask, self.cache, index, n_keys)  # (rows, D)
+        self.emit(hidden, index - self.cond_len)
+        index.add_(1)
+
+    def guide(self, logits: torch.Tensor) -> torch.Tensor:
+        """logits [rows, ...] -> [B, ...]: guidance mixes conditional rows (first) and unconditional."""
+        if self.rows == self.batch:
+            return logits
+        conditional, unconditional = logits[:self.batch], logits[self.batch:]
+        return unconditional + self.params.guidance_scale * (conditional - unconditional)
+
+    def emit(self, hidden: torch.Tensor, slot: torch.Tensor) -> None:
+        """Sample target slot `slot` (int64 [1]) from hidden [rows, D]; store it and the next input."""
+        codebook = slot % self.n_streams
         logits = F.linear(hidden, self.head_weight.index_select(0, codebook)[0]).float()  # (rows, card)
-        if self.rows != self.batch:  # guidance: conditional rows first, unconditional after
-            conditional, unconditional = logits[:self.batch], logits[self.batch:]
-            logits = unconditional + self.params.guidance_scale * (conditional - unconditional)
-        local = self.sample(logits, self.params, self.uniforms.index_select(1, slot)[:, 0])  # (B,)
+        local = self.sample(self.guide(logits), self.params, self.uniforms.index_select(1, slot)[:, 0])  # (B,)
         self.generated.index_copy_(1, slot, local[:, None])
         next_token = (local + self.offsets.index_select(0, codebook)).repeat(self.rows // self.batch)
         self.token.copy_(next_token[:, None])
-        index.add_(1)
+
+
+class DelayStep(StaticStep):
+    """The delay pattern's step: K tokens per step, one from each head of the same hidden state.
+
+    generated: global ids int64 [B, S, K], prefilled with the tokens fixed in advance (delay
+    pads, forced prompt frames) where `fixed` bool [S, K] is True; uniforms float64 [B, S, K].
+    A sampled token never replaces a fixed one, so forcing and pads cost no branch.
+    """
+
+    def __init__(self, *args, fixed: torch.Tensor, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fixed = fixed
+
+    def emit(self, hidden: torch.Tensor, slot: torch.Tensor) -> None:
+        logits = self.guide(self.model.all_head_logits(hidden).float())  # (B, K, card)
+        uniforms = self.uniforms.index_select(1, slot)[:, 0]  # (B, K)
+        local = self.sample(logits.flatten(0, 1), self.params, uniforms.flatten()).view(self.batch, -1)
+        known = self.generated.index_select(1, slot)[:, 0]  # (B, K)
+        step_tokens = torch.where(self.fixed.index_select(0, slot), known, local + self.offsets)  # (B, K)
+        self.generated.index_copy_(1, slot, step_tokens[:, None])
+        self.token.copy_(step_tokens.repeat(self.rows // self.batch, 1)[:, None])
 
 
 def decode_static(step: StaticStep, n_steps: int, use_graph: bool, progress=None, first_done: int = 0,

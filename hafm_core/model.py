@@ -2,9 +2,10 @@
 
 Pre-norm RMSNorm blocks with QK-norm attention, a GEGLU feed-forward and a T5-style bucketed
 relative position bias (shared by all layers, measured on the time axis: see
-`hafm_core.patterns`). Inputs are token + segment embeddings; there is no absolute position
+`hafm_core.patterns`). Inputs are token + segment embeddings (with the delay codebook pattern
+a target step's input is the sum of its K codebooks' embeddings); there is no absolute position
 embedding. One linear head per target codebook predicts local ids. A `KVCache` makes
-generation cost one new token per step instead of the whole prefix.
+generation cost one new step instead of the whole prefix.
 
 Memory. The position bias is never built as a whole [B, H, T, T] tensor unless it is small:
 `forward` computes one int16 [T, T_keys] table of bucket ids, and each layer turns it into an
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from hafm_core import constants
-from hafm_core.patterns import STAGES, StageLayout, stage_layout
+from hafm_core.patterns import PATTERNS, STAGES, StageLayout, stage_layout
 
 
 @dataclass(frozen=True)
@@ -47,16 +48,19 @@ class ModelConfig:
     rel_max_distance: int = 512  # frames; farther distances share the last bucket
     semantic_vocab: int = constants.KMEANS_CLUSTERS
     codebook_size: int = constants.CODEBOOK_SIZE
+    pattern: str = "flat"  # codebook pattern, "flat" or "delay" (checkpoints without it are flat)
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise ValueError(f"stage={self.stage!r} is not one of {STAGES}")
+        if self.pattern not in PATTERNS:
+            raise ValueError(f"pattern={self.pattern!r} is not one of {PATTERNS}")
         if self.d_model % self.n_head:
             raise ValueError(f"d_model={self.d_model} is not a multiple of n_head={self.n_head}")
 
     @property
     def layout(self) -> StageLayout:
-        return stage_layout(self.stage, self.semantic_vocab, self.codebook_size)
+        return stage_layout(self.stage, self.semantic_vocab, self.codebook_size, self.pattern)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -294,11 +298,20 @@ class HafmLM(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token embeddings float [B, T, D] of global ids int64 [B, T] (flat), or of rows of ids
+        [B, T, K] (delay: the sum of each row's embeddings, `NO_ID` entries adding nothing)."""
+        if tokens.dim() == 2:
+            return self.token_embedding(tokens)
+        present = (tokens >= 0).unsqueeze(-1)  # (B, T, K, 1)
+        return (self.token_embedding(tokens.clamp(min=0)) * present).sum(dim=-2)
+
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, segments: torch.Tensor,
                 cache: KVCache | None = None) -> torch.Tensor:
         """Hidden states of `tokens`.
 
-        tokens: global ids int64 [B, T]; positions, segments: int64 [T] for these tokens.
+        tokens: global ids int64 [B, T], or [B, T, K] rows for the delay pattern (see `embed`);
+        positions, segments: int64 [T] for these tokens.
         cache: when given, the tokens continue the cached ones and their keys/values are added.
         Returns float [B, T, D] after the final norm.
         """
@@ -312,7 +325,7 @@ class HafmLM(nn.Module):
         key_index = torch.arange(key_positions.shape[0], device=tokens.device)
         future = key_index[None, :] > query_index[:, None]  # (T, T_keys)
         bias = self.relative_bias.for_queries(positions, key_positions, future)
-        x = self.token_embedding(tokens) + self.segment_embedding(segments)[None]  # (B, T, D)
+        x = self.embed(tokens) + self.segment_embedding(segments)[None]  # (B, T, D)
         recompute = self.activation_checkpointing and self.training and torch.is_grad_enabled() and cache is None
         for block in self.blocks:
             if recompute:
@@ -340,21 +353,28 @@ class HafmLM(nn.Module):
         """hidden [B, T, D] -> logits float [B, T, card] of target stream `codebook`."""
         return self.heads[codebook](hidden)
 
+    def all_head_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden [B, D] -> logits [B, K, card] of every target stream (a delay step)."""
+        return torch.stack([head(hidden) for head in self.heads], dim=1)
+
     def target_logits(self, cond: torch.Tensor, target_codes: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits.
 
         cond: global conditioning ids int64 [B, L_c] (interleaved; NULL_ID rows are unconditional).
         target_codes: local ids int64 [B, K, T_f].
-        Returns float [B, K, T_f, card]; [:, k, t] predicts target_codes[:, k, t].
+        Returns float [B, K, T_f, card]; [:, k, t] predicts target_codes[:, k, t] (whatever the
+        pattern: for "delay", codebook k of frame t comes from step t + k).
         """
         layout = self.layout
         n_streams, n_frames = target_codes.shape[1:]
-        target = layout.target_tokens(target_codes)  # (B, K*T_f)
-        tokens = layout.input_sequence(cond, target)  # (B, L_c + K*T_f)
+        target = layout.target_tokens(target_codes)  # (B, S) flat, (B, S, K) delay
+        tokens = layout.input_sequence(cond, target)  # (B, L_c + S[, K])
         cond_frames = cond.shape[1] // layout.n_cond
         positions = layout.positions(cond_frames, target.shape[1], device=cond.device)
         segments = layout.segments(cond.shape[1], target.shape[1], device=cond.device)
-        hidden = self(tokens, positions, segments)[:, cond.shape[1]:]  # (B, K*T_f, D)
+        hidden = self(tokens, positions, segments)[:, cond.shape[1]:]  # (B, S, D)
+        if layout.is_delay:  # step t + k predicts codebook k of frame t
+            return torch.stack([self.head_logits(hidden[:, k:k + n_frames], k) for k in range(n_streams)], dim=1)
         hidden = hidden.view(hidden.shape[0], n_frames, n_streams, -1)  # (B, T_f, K, D)
         return torch.stack([self.head_logits(hidden[:, :, k], k) for k in range(n_streams)], dim=1)
 

@@ -31,6 +31,7 @@ from hafm_core.cli.args import (
     seed,
     unit_interval,
 )
+from hafm_core.constants import CODEBOOK_PATTERNS, DEFAULT_CODEBOOK_PATTERN
 
 HELP = "train one stage of the cascade on a token cache (hafm tokenize's output)"
 
@@ -50,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-every", type=positive_int, default=100)
     parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--semantic-vocab", type=positive_int, default=500, help="k-means clusters of the tokens")
+    parser.add_argument("--pattern", choices=CODEBOOK_PATTERNS, default=DEFAULT_CODEBOOK_PATTERN,
+                        help="codebook pattern of the stage, stored in its checkpoint: flat (one codebook per "
+                             "step, K x T steps) or delay (MusicGen's: the K codebooks staggered by one step "
+                             f"each, T + K - 1 steps); the 1-stream semantic stage has T steps either way "
+                             f"(default {DEFAULT_CODEBOOK_PATTERN})")
     parser.add_argument("--crop-s", type=positive_float, default=10.0,
                         help="training window in seconds: longer excerpts give random crops of it, shorter "
                              "ones are trained at their own length (default 10)")
@@ -90,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         previous = [folder / name for name in ("ckpt_best.pt", "ckpt_last.pt", "log.jsonl")]
         replaced = refuse_existing(previous, args.overwrite, f"hafm train --stage {args.stage} without --resume")
     train_tokens, val_tokens = load_token_cache(args.tokens)
-    model_config = stage_config(args.stage, args.preset, semantic_vocab=args.semantic_vocab)
+    model_config = stage_config(args.stage, args.preset, semantic_vocab=args.semantic_vocab, pattern=args.pattern)
     train_config = TrainConfig(steps=args.steps, batch_size=args.batch_size, accumulate=args.accumulate,
                                lr=args.lr, warmup=args.warmup, cond_dropout=args.cond_dropout,
                                eval_every=args.eval_every, save_every=args.save_every, crop_s=args.crop_s,
