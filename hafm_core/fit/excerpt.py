@@ -2,9 +2,10 @@
 
 `fit_excerpts` checks every excerpt first (bad input becomes a per-excerpt `status`, never an
 exception or a NaN), then works on batches of `pitch_batch_excerpts` valid excerpts: one
-CREPE call for the vocal pitch, one librosa call for all onset envelopes, one for all
-harmonic chromas (the STFTs, mel and chroma filters are built once per batch), then the
-per-excerpt beat tracking and scores. Scores (weights chosen a priori until listener ratings
+CREPE call for the vocal pitch, one STFT of all vocals and accompaniments shared by the
+onset envelopes and the harmonic part, one constant-Q chroma of all harmonic parts (the
+mel and CQT filters are built once per batch), then the per-excerpt beat tracking and
+scores. A batch gives each excerpt what it gets alone, up to float rounding. Scores (weights chosen a priori until listener ratings
 say otherwise):
 
     rhythm_score  = 0.5 * beat_f_measure + 0.5 * clip(0.5 + 2 * onset_xcorr_contrast, 0, 1)  in [0, 1]
@@ -199,15 +200,17 @@ def _analyse_batch(vocals: list[np.ndarray], accompaniments: list[np.ndarray], r
     rate = rhythm.ANALYSIS_RATE_HZ
     vocals_22k = [resample(v, r, rate) for v, r in zip(vocals, rates)]
     accompaniments_22k = [resample(a, r, rate) for a, r in zip(accompaniments, rates)]
-    envelopes, rms = rhythm.onset_envelopes(_stack(vocals_22k + accompaniments_22k))  # (2B, T_max)
-    chromas, shares, peakiness = harmony.harmonic_chroma(_stack(accompaniments_22k))  # (B, 12, T_max)
     b = len(vocals)
+    pairs = _stack(vocals_22k + accompaniments_22k).reshape(2, b, -1).swapaxes(0, 1)  # (B, 2, n_max)
+    stft = rhythm.spectrogram(pairs)  # (B, 2, F, T_max): one STFT for onsets and harmony
+    envelopes, rms = rhythm.onset_envelopes(pairs, stft)  # (B, 2, T_max) each
+    chromas = harmony.harmonic_chroma(stft[:, 1], [len(a) for a in accompaniments_22k])
     features = []
     for i, vocal in enumerate(vocals_22k):
         t = 1 + len(vocal) // rhythm.HOP_SAMPLES
         features.append(_Features(
-            envelopes[i, :t], envelopes[b + i, :t], rhythm.activity_weights(rms[i, :t], rms[b + i, :t]),
-            chromas[i, :, :t], float(shares[i]), float(peakiness[i]), *pitches[i]))
+            envelopes[i, 0, :t], envelopes[i, 1, :t], rhythm.activity_weights(rms[i, 0, :t], rms[i, 1, :t]),
+            *chromas[i], *pitches[i]))
     return features
 
 
