@@ -36,8 +36,8 @@ STATUSES = {
     "sample_rate_mismatch": "vocal and accompaniment have different sample rates",
     "length_mismatch": "vocal and accompaniment lengths differ by more than the tolerance",
     "too_short": "shorter than the minimum excerpt duration",
-    "silent_vocal": "the vocal is below the silence level",
-    "silent_accompaniment": "the accompaniment is below the silence level",
+    "silent_vocal": "the vocal is far below the accompaniment, or below the absolute silence floor",
+    "silent_accompaniment": "the accompaniment is far below the vocal, or below the absolute silence floor",
     "no_onsets_accompaniment": "the accompaniment has too few attacks (relative to its own strongest "
                                "onsets, away from the edges) or beats",
     "unvoiced_vocal": "too few vocal frames carry a pitch",
@@ -57,7 +57,10 @@ HARMONY_STATUSES = {
 class FitConfig:
     """Thresholds of the checks and the score weights (see module docstring)."""
 
-    silence_dbfs: float = -60.0  # RMS below this is silent
+    # Silence is relative to the other signal (a quiet recording is measured), down to an
+    # absolute floor below the dither of 16-bit audio (-96 dBFS is its quantisation noise).
+    silence_gap_db: float = 50.0  # a signal this far below the other one is silent
+    silence_dbfs: float = -90.0  # RMS below this is silent whatever the other signal
     min_duration_s: float = 2.0
     max_length_mismatch_s: float = 0.1  # within it, both are cut to the shorter
     pitch_hop_s: float = 0.02  # CREPE hop (20 ms halves the cost of the usual 10 ms)
@@ -148,11 +151,15 @@ def _check(excerpt: Excerpt, config: FitConfig) -> FitResult | tuple[np.ndarray,
     duration_s = n / rate
     if duration_s < config.min_duration_s:
         return FitResult(name, "too_short", f"{duration_s:.2f} s < {config.min_duration_s} s", duration_s)
-    for role, samples in (("vocal", vocal), ("accompaniment", accompaniment)):
-        level = _rms_dbfs(samples[:n])
-        if level < config.silence_dbfs:
-            return FitResult(name, f"silent_{role}", f"{role} RMS {level:.1f} dBFS < {config.silence_dbfs} dBFS",
+    levels = {"vocal": _rms_dbfs(vocal[:n]), "accompaniment": _rms_dbfs(accompaniment[:n])}
+    for role, other in (("vocal", "accompaniment"), ("accompaniment", "vocal")):
+        if levels[role] < config.silence_dbfs:
+            return FitResult(name, f"silent_{role}", f"{role} RMS {levels[role]:.1f} dBFS < {config.silence_dbfs} dBFS",
                              duration_s)
+        if levels[role] < levels[other] - config.silence_gap_db:
+            return FitResult(name, f"silent_{role}",
+                             f"{role} RMS {levels[role]:.1f} dBFS is more than {config.silence_gap_db:g} dB below "
+                             f"the {other}'s {levels[other]:.1f} dBFS", duration_s)
     return vocal[:n], accompaniment[:n]
 
 

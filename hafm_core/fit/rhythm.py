@@ -105,10 +105,17 @@ def activity_weights(*rms: np.ndarray) -> np.ndarray:
 
 
 def count_attacks(envelope: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, int]:
-    """Onset frames (librosa's peak picking) and how many are real attacks, away from edges."""
+    """Onset frames (librosa's peak picking) and how many are real attacks, away from edges.
+
+    Peaks are picked on the weighted envelope: librosa scales the envelope to [0, 1] before
+    its fixed peak threshold (0.07), and the spurious onset at a cut edge (or the transient
+    a phase vocoder leaves at the start of time-stretched or transposed audio) would
+    otherwise set that scale and hide every real attack.
+    """
     import librosa
 
-    frames = librosa.onset.onset_detect(onset_envelope=envelope, sr=ANALYSIS_RATE_HZ, hop_length=HOP_SAMPLES)
+    weighted = envelope[:len(weights)] * weights
+    frames = librosa.onset.onset_detect(onset_envelope=weighted, sr=ANALYSIS_RATE_HZ, hop_length=HOP_SAMPLES)
     frames = frames[weights[np.minimum(frames, len(weights) - 1)] > 0.5]
     inside = envelope[:len(weights)][weights > 0.5]
     level = max(MIN_ONSET_STRENGTH, RELATIVE_ONSET_STRENGTH * float(np.percentile(inside, 99))) if inside.size else np.inf
