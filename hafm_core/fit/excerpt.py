@@ -2,9 +2,10 @@
 
 `fit_excerpts` checks every excerpt first (bad input becomes a per-excerpt `status`, never an
 exception or a NaN), then works on batches of `pitch_batch_excerpts` valid excerpts: one
-CREPE call for the vocal pitch, one librosa call for all onset envelopes, one for all
-harmonic chromas (the STFTs, mel and chroma filters are built once per batch), then the
-per-excerpt beat tracking and scores. Scores (weights chosen a priori until listener ratings
+CREPE call for the vocal pitch, one STFT of all vocals and accompaniments shared by the
+onset envelopes and the harmonic part, one constant-Q chroma of all harmonic parts (the
+mel and CQT filters are built once per batch), then the per-excerpt beat tracking and
+scores. A batch gives each excerpt what it gets alone, up to float rounding. Scores (weights chosen a priori until listener ratings
 say otherwise):
 
     rhythm_score  = 0.5 * beat_f_measure + 0.5 * clip(0.5 + 2 * onset_xcorr_contrast, 0, 1)  in [0, 1]
@@ -35,8 +36,8 @@ STATUSES = {
     "sample_rate_mismatch": "vocal and accompaniment have different sample rates",
     "length_mismatch": "vocal and accompaniment lengths differ by more than the tolerance",
     "too_short": "shorter than the minimum excerpt duration",
-    "silent_vocal": "the vocal is below the silence level",
-    "silent_accompaniment": "the accompaniment is below the silence level",
+    "silent_vocal": "the vocal is far below the accompaniment, or below the absolute silence floor",
+    "silent_accompaniment": "the accompaniment is far below the vocal, or below the absolute silence floor",
     "no_onsets_accompaniment": "the accompaniment has too few attacks (relative to its own strongest "
                                "onsets, away from the edges) or beats",
     "unvoiced_vocal": "too few vocal frames carry a pitch",
@@ -56,7 +57,10 @@ HARMONY_STATUSES = {
 class FitConfig:
     """Thresholds of the checks and the score weights (see module docstring)."""
 
-    silence_dbfs: float = -60.0  # RMS below this is silent
+    # Silence is relative to the other signal (a quiet recording is measured), down to an
+    # absolute floor below the dither of 16-bit audio (-96 dBFS is its quantisation noise).
+    silence_gap_db: float = 50.0  # a signal this far below the other one is silent
+    silence_dbfs: float = -90.0  # RMS below this is silent whatever the other signal
     min_duration_s: float = 2.0
     max_length_mismatch_s: float = 0.1  # within it, both are cut to the shorter
     pitch_hop_s: float = 0.02  # CREPE hop (20 ms halves the cost of the usual 10 ms)
@@ -147,11 +151,15 @@ def _check(excerpt: Excerpt, config: FitConfig) -> FitResult | tuple[np.ndarray,
     duration_s = n / rate
     if duration_s < config.min_duration_s:
         return FitResult(name, "too_short", f"{duration_s:.2f} s < {config.min_duration_s} s", duration_s)
-    for role, samples in (("vocal", vocal), ("accompaniment", accompaniment)):
-        level = _rms_dbfs(samples[:n])
-        if level < config.silence_dbfs:
-            return FitResult(name, f"silent_{role}", f"{role} RMS {level:.1f} dBFS < {config.silence_dbfs} dBFS",
+    levels = {"vocal": _rms_dbfs(vocal[:n]), "accompaniment": _rms_dbfs(accompaniment[:n])}
+    for role, other in (("vocal", "accompaniment"), ("accompaniment", "vocal")):
+        if levels[role] < config.silence_dbfs:
+            return FitResult(name, f"silent_{role}", f"{role} RMS {levels[role]:.1f} dBFS < {config.silence_dbfs} dBFS",
                              duration_s)
+        if levels[role] < levels[other] - config.silence_gap_db:
+            return FitResult(name, f"silent_{role}",
+                             f"{role} RMS {levels[role]:.1f} dBFS is more than {config.silence_gap_db:g} dB below "
+                             f"the {other}'s {levels[other]:.1f} dBFS", duration_s)
     return vocal[:n], accompaniment[:n]
 
 
@@ -199,15 +207,17 @@ def _analyse_batch(vocals: list[np.ndarray], accompaniments: list[np.ndarray], r
     rate = rhythm.ANALYSIS_RATE_HZ
     vocals_22k = [resample(v, r, rate) for v, r in zip(vocals, rates)]
     accompaniments_22k = [resample(a, r, rate) for a, r in zip(accompaniments, rates)]
-    envelopes, rms = rhythm.onset_envelopes(_stack(vocals_22k + accompaniments_22k))  # (2B, T_max)
-    chromas, shares, peakiness = harmony.harmonic_chroma(_stack(accompaniments_22k))  # (B, 12, T_max)
     b = len(vocals)
+    pairs = _stack(vocals_22k + accompaniments_22k).reshape(2, b, -1).swapaxes(0, 1)  # (B, 2, n_max)
+    stft = rhythm.spectrogram(pairs)  # (B, 2, F, T_max): one STFT for onsets and harmony
+    envelopes, rms = rhythm.onset_envelopes(pairs, stft)  # (B, 2, T_max) each
+    chromas = harmony.harmonic_chroma(stft[:, 1], [len(a) for a in accompaniments_22k])
     features = []
     for i, vocal in enumerate(vocals_22k):
         t = 1 + len(vocal) // rhythm.HOP_SAMPLES
         features.append(_Features(
-            envelopes[i, :t], envelopes[b + i, :t], rhythm.activity_weights(rms[i, :t], rms[b + i, :t]),
-            chromas[i, :, :t], float(shares[i]), float(peakiness[i]), *pitches[i]))
+            envelopes[i, 0, :t], envelopes[i, 1, :t], rhythm.activity_weights(rms[i, 0, :t], rms[i, 1, :t]),
+            *chromas[i], *pitches[i]))
     return features
 
 

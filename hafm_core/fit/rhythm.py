@@ -36,6 +36,8 @@ import numpy as np
 
 ANALYSIS_RATE_HZ = 22_050
 HOP_SAMPLES = 512
+N_FFT = 2048
+TOP_DB = 80.0  # the log-mel spectrogram is floored this far below the excerpt's maximum (librosa's)
 FRAME_RATE_HZ = ANALYSIS_RATE_HZ / HOP_SAMPLES  # 43.07 frames per second
 BEAT_TOLERANCE_S = 0.07
 EDGE_S = 0.14  # 6 frames: ignored at both ends and after a silence
@@ -55,15 +57,30 @@ class OnsetAnalysis:
     onset_times_s: np.ndarray
 
 
-def onset_envelopes(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """samples: float32 [..., n] at `ANALYSIS_RATE_HZ` -> (onset envelope, RMS), each [..., T].
+def spectrogram(samples: np.ndarray) -> np.ndarray:
+    """samples: float32 [..., n] at `ANALYSIS_RATE_HZ` -> complex STFT [..., 1 + N_FFT // 2, T]
+    (Hann window, centred, zero-padded), shared by the onset envelopes and the harmonic part."""
+    import librosa
 
-    Accepts a batch [B, n]: librosa computes every row's spectrogram in one call.
+    return librosa.stft(samples, n_fft=N_FFT, hop_length=HOP_SAMPLES)
+
+
+def onset_envelopes(pairs: np.ndarray, stft: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """pairs: float32 [B, 2, n] (vocal, accompaniment) at `ANALYSIS_RATE_HZ` and their
+    `spectrogram` [B, 2, F, T] -> (onset envelope, RMS), each float32 [B, 2, T].
+
+    The envelope is librosa's `onset_strength` of one excerpt's two signals in one call:
+    its dB conversion floors the log-mel spectrogram at `TOP_DB` below the louder signal of
+    the pair. librosa given the whole batch would floor every excerpt at the loudest
+    excerpt's level; here each excerpt keeps its own floor, so a batch changes nothing.
     """
     import librosa
 
-    envelope = librosa.onset.onset_strength(y=samples, sr=ANALYSIS_RATE_HZ, hop_length=HOP_SAMPLES)
-    rms = librosa.feature.rms(y=samples, hop_length=HOP_SAMPLES)[..., 0, :]
+    mel = librosa.feature.melspectrogram(S=np.abs(stft) ** 2, sr=ANALYSIS_RATE_HZ)  # (B, 2, 128, T)
+    log_mel = librosa.power_to_db(mel, top_db=None)
+    log_mel = np.maximum(log_mel, log_mel.max(axis=(1, 2, 3), keepdims=True) - TOP_DB)
+    envelope = librosa.onset.onset_strength(S=log_mel, sr=ANALYSIS_RATE_HZ, hop_length=HOP_SAMPLES)
+    rms = librosa.feature.rms(y=pairs, hop_length=HOP_SAMPLES)[..., 0, :]
     t = min(envelope.shape[-1], rms.shape[-1])
     return envelope[..., :t].astype(np.float32), rms[..., :t].astype(np.float32)
 
@@ -88,10 +105,17 @@ def activity_weights(*rms: np.ndarray) -> np.ndarray:
 
 
 def count_attacks(envelope: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, int]:
-    """Onset frames (librosa's peak picking) and how many are real attacks, away from edges."""
+    """Onset frames (librosa's peak picking) and how many are real attacks, away from edges.
+
+    Peaks are picked on the weighted envelope: librosa scales the envelope to [0, 1] before
+    its fixed peak threshold (0.07), and the spurious onset at a cut edge (or the transient
+    a phase vocoder leaves at the start of time-stretched or transposed audio) would
+    otherwise set that scale and hide every real attack.
+    """
     import librosa
 
-    frames = librosa.onset.onset_detect(onset_envelope=envelope, sr=ANALYSIS_RATE_HZ, hop_length=HOP_SAMPLES)
+    weighted = envelope[:len(weights)] * weights
+    frames = librosa.onset.onset_detect(onset_envelope=weighted, sr=ANALYSIS_RATE_HZ, hop_length=HOP_SAMPLES)
     frames = frames[weights[np.minimum(frames, len(weights) - 1)] > 0.5]
     inside = envelope[:len(weights)][weights > 0.5]
     level = max(MIN_ONSET_STRENGTH, RELATIVE_ONSET_STRENGTH * float(np.percentile(inside, 99))) if inside.size else np.inf
