@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hafm_core import constants  # noqa: E402
 from hafm_core.model import HafmLM, stage_config  # noqa: E402
 from hafm_core.sampling import SamplingParams, generate  # noqa: E402
+from hafm_core.systems import DTYPES  # noqa: E402
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 STAGES = ("semantic", "coarse", "fine")
 
 
