@@ -1,26 +1,27 @@
 """Whole-cascade decoding speed: the static (fixed-shape, CUDA-graph) decoder against the growing
-KV cache it replaces, side by side in one run, per stage, batch size and dtype.
+KV cache it replaces, side by side in one run, per codebook pattern, stage, batch size and dtype.
 
-One 10 s excerpt is 500 semantic steps, then 3 000 coarse and 3 000 fine steps (codebooks
-flattened frame by frame), guidance on (2 rows per excerpt). Weights are random (seeded): the
-speed does not depend on them. Each stage's output conditions the next, as in `hafm generate`.
+One 10 s excerpt is 500 semantic steps, then 3 000 coarse and 3 000 fine steps with the flat
+pattern (codebooks flattened frame by frame) or 753 and 753 with the delay pattern (a frame's 4
+codebooks in one step), guidance on (2 rows per excerpt). Weights are random (seeded): the speed
+does not depend on them. Each stage's output conditions the next, as in `hafm generate`.
 
 "real time" is audio seconds per wall second for the whole batch (> 1: faster than real time).
 The old decoder is slow at `base` on a GPU (about 18 ms a step), so by default it is timed on
-two prefixes of each stage and extrapolated to the whole stage (the table says "est."); pass
-`--old-full` to time it on everything. Token agreement of bf16/fp16 with fp32 is measured two
-ways: free-running (same seeds: after the first differing token the sequences part) and
-teacher-forced (top-1 of the next token on the fp32 sequence).
+two prefixes of each stage and extrapolated to the whole stage (marked "*"); pass
+`--old-full` to time it on everything, `--old-dtypes ''` to skip it. Token agreement of bf16/fp16
+with fp32 is measured two ways: free-running (same seeds: after the first differing token the
+sequences part) and teacher-forced (top-1 of the next token on the fp32 sequence). With `--json`
+the rows are rewritten after each one, so a run cut short by a timeout keeps what it measured.
 
     .venv/bin/python benchmarks/cascade_speed.py                         # small, CPU: everyday figure
-    python benchmarks/cascade_speed.py --preset base --device cuda --batch-sizes 1,16 \
-        --dtypes float32,bfloat16,float16
+    python benchmarks/cascade_speed.py --preset base --device cuda --patterns delay,flat \
+        --batch-sizes 1,16 --dtypes float32,bfloat16,float16 --old-batch-sizes 1
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hafm_core import constants  # noqa: E402
+from hafm_core.data.files import write_json_atomic  # noqa: E402
 from hafm_core.model import HafmLM, stage_config  # noqa: E402
 from hafm_core.sampling import SamplingParams, generate  # noqa: E402
 from hafm_core.systems import DTYPES  # noqa: E402
@@ -62,12 +64,12 @@ class Call:
         return generate(self.model, self.cond, self.n_frames, self.seeds, SamplingParams(), decoder=self.decoder)
 
 
-def build_models(preset: str, device: torch.device) -> dict[str, HafmLM]:
+def build_models(preset: str, device: torch.device, pattern: str) -> dict[str, HafmLM]:
     models = {}
     for i, stage in enumerate(STAGES):
         torch.manual_seed(i)
         with torch.device(device):  # initialise on the device: 300 M parameters are slow on CPU
-            models[stage] = HafmLM(stage_config(stage, preset)).eval()
+            models[stage] = HafmLM(stage_config(stage, preset, pattern=pattern)).eval()
     return models
 
 
@@ -111,71 +113,78 @@ def teacher_forced_agreement(model32: HafmLM, model_low: HafmLM, cond: torch.Ten
     return float((top32 == top_low).float().mean())
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="small", choices=["tiny", "small", "base"])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--seconds", type=float, default=constants.EXCERPT_DURATION_S)
-    parser.add_argument("--batch-sizes", default="1")
-    parser.add_argument("--dtypes", default="float32")
-    parser.add_argument("--old-full", action=argparse.BooleanOptionalAction, default=None,
-                        help="time the old decoder on whole stages (default on CPU; on CUDA it is extrapolated)")
-    parser.add_argument("--old-prefixes", default="0.1,0.3", help="two shares of each stage the old decoder is timed on")
-    parser.add_argument("--old-dtypes", default="float32", help="dtypes the old decoder is timed in")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    parser.add_argument("--json", type=Path, help="also write the rows here")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    prefixes = tuple(float(p) for p in args.old_prefixes.split(","))
-    if args.old_full is None:
-        args.old_full = device.type != "cuda"
-    card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    cond_frames = int(round(args.seconds * constants.SEMANTIC_FRAME_RATE_HZ))
-    base_models = build_models(args.preset, device)
-    n_params = {s: m.num_parameters() / 1e6 for s, m in base_models.items()}
-    print(f"cascade_speed: preset {args.preset} ({', '.join(f'{s} {n:.1f} M' for s, n in n_params.items())}), "
-          f"{card}, torch {torch.__version__}, {args.seconds:g} s excerpts, guidance on")
+def cascade_models(base_models: dict[str, HafmLM], dtype_name: str, device: torch.device) -> dict[str, HafmLM]:
+    """The fp32 models, or copies of them in `dtype_name` (the same weights, rounded)."""
+    if dtype_name == "float32":
+        return base_models
+    models = {}
+    for stage, model in base_models.items():
+        with torch.device(device):
+            low = HafmLM(model.config)
+        low.load_state_dict(model.state_dict())
+        models[stage] = low.to(DTYPES[dtype_name]).eval()
+    return models
 
+
+def _fmt(value: float, width: int, spec: str = ".2f", suffix: str = "") -> str:
+    """A table cell; "-" where nothing was measured (NaN)."""
+    return f"{'-':>{width}}" if value != value else f"{format(value, spec) + suffix:>{width}}"
+
+
+HEADER = (f"{'pattern':<8}{'dtype':<9}{'batch':>6}{'stage':>10}{'steps':>7}{'old s':>10}{'new s':>9}"
+          f"{'speed-up':>10}{'new ms/step':>13}")
+
+
+def print_row(row: dict) -> None:
+    mark = "*" if row["old_estimated"] and row["old_s"] == row["old_s"] else " "
+    line = (f"{row['pattern']:<8}{row['dtype']:<9}{row['batch']:>6}{row['stage']:>10}"
+            f"{row.get('steps', ''):>7}{_fmt(row['old_s'], 9)}{mark}{_fmt(row['new_s'], 9)}"
+            f"{_fmt(row['old_s'] / row['new_s'], 9, '.1f', 'x')} ")
+    if row["stage"] == "cascade":
+        print(line + f"  real time: old {_fmt(row['real_time_old'], 0, '.2f', 'x')}, "
+                     f"new {row['real_time_new']:.2f}x")
+        return
+    line += f"{row['new_ms_per_step']:>12.2f}"
+    if "teacher_forced_agreement" in row:
+        line += (f"   agreement free {row['free_running_agreement']:.3f}, "
+                 f"teacher-forced {row['teacher_forced_agreement']:.4f}")
+    print(line)
+
+
+def measure_pattern(args, pattern: str, device: torch.device, card: str, emit) -> None:
+    """Every (dtype, batch) cascade of one codebook pattern; `emit(row)` as each row is measured."""
+    cond_frames = int(round(args.seconds * constants.SEMANTIC_FRAME_RATE_HZ))
+    base_models = build_models(args.preset, device, pattern)
+    print(f"\n{pattern} pattern: " + ", ".join(f"{s} {m.num_parameters() / 1e6:.1f} M" for s, m in base_models.items())
+          + "\n" + HEADER)
     # Warm-up: kernels, allocator, the graph path.
     for decoder in ("static", "cached"):
-        Call(base_models["semantic"], torch.zeros(1, 1, 8, dtype=torch.long), 8, [0], decoder)()
-
-    rows, reference = [], {}
-    header = f"{'dtype':<9}{'batch':>6}{'stage':>10}{'steps':>7}{'old s':>10}{'new s':>9}{'speed-up':>10}{'new ms/step':>13}"
-    print("\n" + header)
+        Call(base_models["coarse"], torch.zeros(1, 2, 8, dtype=torch.long), 8, [0], decoder)()
+    reference = {}
     for dtype_name in args.dtypes.split(","):
-        models = {}
-        for stage, model in base_models.items():
-            if dtype_name == "float32":
-                models[stage] = model
-            else:
-                with torch.device(device):
-                    low = HafmLM(model.config)
-                low.load_state_dict(model.state_dict())
-                models[stage] = low.to(DTYPES[dtype_name]).eval()
+        models = cascade_models(base_models, dtype_name, device)
         for batch in (int(b) for b in args.batch_sizes.split(",")):
             seeds = list(range(batch))
             outputs: dict[str, torch.Tensor] = {}
             totals = {"old": 0.0, "new": 0.0}
             estimated = False
+            time_old_here = dtype_name in args.old_dtypes.split(",") and (
+                not args.old_batch_sizes or str(batch) in args.old_batch_sizes.split(","))
+            common = {"card": card, "preset": args.preset, "pattern": pattern, "dtype": dtype_name, "batch": batch}
             for stage in STAGES:
                 cond, n_frames = stage_inputs(stage, outputs, cond_frames, batch)
                 new_s, codes = _timed(Call(models[stage], cond, n_frames, seeds, "static"))
                 outputs[stage] = codes
                 steps = models[stage].layout.n_slots(n_frames)
-                if dtype_name in args.old_dtypes.split(","):
+                old_s = float("nan")
+                if time_old_here:
                     old_s, est = time_old(Call(models[stage], cond, n_frames, seeds, "cached"), args.old_full,
-                                          prefixes)
+                                          args.prefixes)
                     estimated |= est
-                else:
-                    old_s = float("nan")
                 totals["old"] += old_s
                 totals["new"] += new_s
-                row = {"card": card, "preset": args.preset, "dtype": dtype_name, "batch": batch, "stage": stage,
-                       "steps": steps, "old_s": old_s, "old_estimated": estimated, "new_s": new_s,
-                       "new_ms_per_step": 1000 * new_s / steps}
+                row = {**common, "stage": stage, "steps": steps, "old_s": old_s, "old_estimated": estimated,
+                       "new_s": new_s, "new_ms_per_step": 1000 * new_s / steps}
                 if dtype_name == "float32":
                     reference[(batch, stage)] = (cond, codes)
                 elif (batch, stage) in reference:
@@ -183,27 +192,66 @@ def main(argv: list[str] | None = None) -> int:
                     row["free_running_agreement"] = float((codes.cpu() == codes32.cpu()).float().mean())
                     row["teacher_forced_agreement"] = teacher_forced_agreement(
                         base_models[stage], models[stage], cond32[:1], codes32[:1])
-                rows.append(row)
-                mark = "*" if estimated and old_s == old_s else ""
-                print(f"{dtype_name:<9}{batch:>6}{stage:>10}{steps:>7}{old_s:>9.2f}{mark:1}{new_s:>9.2f}"
-                      f"{old_s / new_s:>9.1f}x{row['new_ms_per_step']:>13.2f}"
-                      + (f"   agreement free {row['free_running_agreement']:.3f}, "
-                         f"teacher-forced {row['teacher_forced_agreement']:.4f}" if "teacher_forced_agreement" in row
-                         else ""))
+                emit(row)
             audio_s = args.seconds * batch
-            print(f"{dtype_name:<9}{batch:>6}{'cascade':>10}{'':>7}{totals['old']:>9.2f}{'*' if estimated else ' '}"
-                  f"{totals['new']:>9.2f}{totals['old'] / totals['new']:>9.1f}x   "
-                  f"real time: old {audio_s / totals['old']:.2f}x, new {audio_s / totals['new']:.2f}x")
-            rows.append({"card": card, "preset": args.preset, "dtype": dtype_name, "batch": batch, "stage": "cascade",
-                         "old_s": totals["old"], "new_s": totals["new"],
-                         "real_time_old": audio_s / totals["old"], "real_time_new": audio_s / totals["new"]})
+            emit({**common, "stage": "cascade", "old_s": totals["old"], "old_estimated": estimated,
+                  "new_s": totals["new"], "real_time_old": audio_s / totals["old"],
+                  "real_time_new": audio_s / totals["new"]})
+        del models
+    del base_models
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="small", choices=["tiny", "small", "base"])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--seconds", type=float, default=constants.EXCERPT_DURATION_S)
+    parser.add_argument("--patterns", default=constants.DEFAULT_CODEBOOK_PATTERN,
+                        help=f"comma-separated codebook patterns of all three stages, from "
+                             f"{','.join(constants.CODEBOOK_PATTERNS)} (default: the default pattern)")
+    parser.add_argument("--batch-sizes", default="1")
+    parser.add_argument("--dtypes", default="float32", help=f"comma-separated, from {','.join(DTYPES)}")
+    parser.add_argument("--old-full", action=argparse.BooleanOptionalAction, default=None,
+                        help="time the old decoder on whole stages (default on CPU; on CUDA it is extrapolated)")
+    parser.add_argument("--old-prefixes", default="0.1,0.3", help="two shares of each stage the old decoder is timed on")
+    parser.add_argument("--old-dtypes", default="float32",
+                        help="dtypes the old decoder is timed in ('' : not at all)")
+    parser.add_argument("--old-batch-sizes", default="", help="batch sizes the old decoder is timed at (default: all)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    parser.add_argument("--json", type=Path, help="also write the rows here, rewritten after each row")
+    args = parser.parse_args(argv)
+    patterns = args.patterns.split(",")
+    for name, values, allowed in (("--patterns", patterns, constants.CODEBOOK_PATTERNS),
+                                  ("--dtypes", args.dtypes.split(","), DTYPES)):
+        unknown = [v for v in values if v not in allowed]
+        if unknown:
+            parser.error(f"{name}: {unknown[0]!r} is not one of {', '.join(allowed)}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    args.prefixes = tuple(float(p) for p in args.old_prefixes.split(","))
+    if args.old_full is None:
+        args.old_full = device.type != "cuda"
+    card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"cascade_speed: preset {args.preset}, {card}, torch {torch.__version__}, {args.seconds:g} s "
+          f"excerpts, guidance on")
+    rows: list[dict] = []
+
+    def emit(row: dict) -> None:
+        rows.append(row)
+        print_row(row)
+        if args.json:  # after every row: a run cut short by a timeout keeps what it measured
+            write_json_atomic(args.json, rows)
+
+    for pattern in patterns:
+        measure_pattern(args, pattern, device, card, emit)
     if device.type == "cuda":
         print(f"\npeak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
-    if not args.old_full:
-        print(f"* old decoder extrapolated from {prefixes[0]:.0%} and {prefixes[1]:.0%} prefixes of each stage "
-              "(--old-full measures all)")
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
+    if not args.old_full and args.old_dtypes:
+        print(f"* old decoder extrapolated from {args.prefixes[0]:.0%} and {args.prefixes[1]:.0%} prefixes of "
+              "each stage (--old-full measures all)")
     return 0
 
 
