@@ -2,8 +2,8 @@
 chunked attention (and activation checkpointing), same weights and batch, side by side in one run.
 
 The default target is issue #17's: the fine stage at `base`, a batch of 8 excerpts of 10 s
-(3 000 conditioning + 3 000 target tokens each), bf16 autocast and AdamW as `hafm train` uses
-them on CUDA. Each variant starts from the same initial weights and batch, so their losses
+(3 000 conditioning tokens, then 3 000 target steps with the flat pattern or 753 with the delay
+pattern, `hafm train`'s default), bf16 autocast and AdamW as `hafm train` uses them on CUDA. Each variant starts from the same initial weights and batch, so their losses
 must agree step by step (up to bf16 rounding); the table prints the largest difference.
 A variant that runs out of memory is reported as such and the others still run.
 
@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default=None, choices=["tiny", "small", "base"],
                         help="default: base on CUDA, small on CPU")
     parser.add_argument("--stage", default="fine", choices=["semantic", "coarse", "fine"])
+    parser.add_argument("--pattern", default=constants.DEFAULT_CODEBOOK_PATTERN, choices=constants.CODEBOOK_PATTERNS,
+                        help="codebook pattern (default: hafm train's); 10 s of fine: 3 000 + 3 000 tokens "
+                             "flat, 3 000 + 753 delay")
     parser.add_argument("--batch", type=int, default=None, help="default: 8 on CUDA, 2 on CPU")
     parser.add_argument("--seconds", type=float, default=None, help="default: 10 on CUDA, 4 on CPU")
     parser.add_argument("--steps", type=int, default=2)
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     args.batch = args.batch or (8 if cuda else 2)
     args.seconds = args.seconds or (constants.EXCERPT_DURATION_S if cuda else 4.0)
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    overrides = {} if args.dropout is None else {"dropout": args.dropout}
+    overrides = {"pattern": args.pattern} | ({} if args.dropout is None else {"dropout": args.dropout})
     config = stage_config(args.stage, args.preset, **overrides)
     torch.manual_seed(0)
     state = {k: v.clone() for k, v in HafmLM(config).state_dict().items()}
@@ -96,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     target = torch.randint(0, layout.target_cards[0], (args.batch, layout.n_target, target_frames),
                            generator=generator).to(device)
     print(f"train_memory: {args.stage} stage, preset {args.preset} ({sum(v.numel() for v in state.values()) / 1e6:.0f} M "
-          f"parameters), batch {args.batch} x {cond.shape[1] + layout.n_target * target_frames} tokens, "
+          f"parameters), {args.pattern} pattern, batch {args.batch} x {cond.shape[1] + layout.n_slots(target_frames)} tokens, "
           f"{card}, torch {torch.__version__}, {'bf16 autocast, ' if device.type == 'cuda' else ''}AdamW, "
           f"{args.steps} steps, dropout {config.dropout}")
     print(f"\n{'variant':<36}{'peak GiB':>10}{'s/step':>9}{'max |loss - old|':>18}  losses")
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<36}{result['peak_gib']:>10.1f}{result['s_per_step']:>9.2f}{diff:>18.4f}  "
               + ", ".join(f"{x:.4f}" for x in result["losses"]))
     if args.json:
-        args.json.write_text(json.dumps({"card": card, **results}, indent=1))
+        args.json.write_text(json.dumps({"card": card, "pattern": args.pattern, **results}, indent=1))
     return 0
 
 
