@@ -1,9 +1,13 @@
-"""Synthetic token caches in `hafm tokenize`'s format, without audio or tokenizers."""
+"""Synthetic token caches in `hafm tokenize`'s format, without audio or tokenizers; the decoder's
+graph-shaped step run on CPU."""
+
+from unittest import mock
 
 import numpy as np
 import pytest
 import torch
 
+import hafm_core.sampling as sampling
 from hafm_core.tokens import cache
 
 
@@ -39,3 +43,22 @@ def _single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def graph_shaped_generate():
+    """generate(model, cond, n_frames, seeds) with every static step attending all key slots
+    (later ones masked), as a replayed CUDA graph does; returns (tokens, [steps of each
+    `decode_static` call]) so a CPU test checks the graph's arithmetic."""
+
+    def run(model, cond: torch.Tensor, n_frames: int, seeds: list[int]) -> tuple[torch.Tensor, list[int]]:
+        real, calls = sampling.decode_static, []
+
+        def every_slot(*args, **kwargs):
+            calls.append(args[1])
+            return real(*args, **kwargs, fixed_keys=True)
+
+        with mock.patch.object(sampling, "decode_static", every_slot):
+            return sampling.generate(model, cond, n_frames, seeds), calls
+
+    return run

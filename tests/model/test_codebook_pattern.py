@@ -2,12 +2,10 @@
 prompt forcing, checkpoints (old flat ones included) and `hafm train --pattern`."""
 
 import json
-from unittest import mock
 
 import pytest
 import torch
 
-import hafm_core.sampling as sampling
 from hafm_core.checkpoint import checkpoint_path, load_stage, save_checkpoint
 from hafm_core.cli import main
 from hafm_core.errors import CheckpointError
@@ -83,18 +81,11 @@ def test_delay_static_decoder_gives_the_tokens_of_the_cache_and_of_full_recomput
     assert torch.equal(static, generate(model, cond, 15, [5, 6], params, decoder="recompute"))
 
 
-def test_delay_graph_shaped_step_gives_the_same_tokens_on_every_key_slot():
+def test_delay_graph_shaped_step_gives_the_same_tokens_on_every_key_slot(graph_shaped_generate):
     model = _model("fine", preset="small")
     cond = _cond(model, batch=3, frames=20)
     reference = generate(model, cond, 24, [7, 8, 9], decoder="cached")
-    real, calls = sampling.decode_static, []
-
-    def every_slot(*args, **kwargs):
-        calls.append(args[1])
-        return real(*args, **kwargs, fixed_keys=True)
-
-    with mock.patch.object(sampling, "decode_static", every_slot):
-        fixed = generate(model, cond, 24, [7, 8, 9])
+    fixed, calls = graph_shaped_generate(model, cond, 24, [7, 8, 9])
     assert calls == [24 + 4 - 1 - 1]  # one step per frame (plus K - 1), after the prefill's first
     assert torch.equal(fixed, reference)
 

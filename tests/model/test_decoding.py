@@ -6,7 +6,6 @@ from unittest import mock
 import pytest
 import torch
 
-import hafm_core.sampling as sampling
 from hafm_core.decoding import StaticStep, bucket_table
 from hafm_core.model import HafmLM, stage_config
 from hafm_core.sampling import SamplingParams, generate
@@ -43,19 +42,12 @@ def test_static_decoder_continues_a_forced_prompt():
     assert torch.equal(continued, generate(model, cond, 15, [1, 2], prompt=full[:, :, :6], decoder="cached"))
 
 
-def test_the_graph_shaped_step_gives_the_same_tokens_on_every_key_slot():
+def test_the_graph_shaped_step_gives_the_same_tokens_on_every_key_slot(graph_shaped_generate):
     """What a CUDA graph replays: attention over the whole preallocated cache, later keys masked."""
     model = HafmLM(stage_config("fine", "small", semantic_vocab=40, codebook_size=48)).eval()
     cond = _cond(model, batch=3, frames=20)
     reference = generate(model, cond, 24, [7, 8, 9], decoder="cached")
-    real, calls = sampling.decode_static, []
-
-    def every_slot(*args, **kwargs):
-        calls.append(args[1])
-        return real(*args, **kwargs, fixed_keys=True)
-
-    with mock.patch.object(sampling, "decode_static", every_slot):
-        fixed = generate(model, cond, 24, [7, 8, 9])
+    fixed, calls = graph_shaped_generate(model, cond, 24, [7, 8, 9])
     assert calls == [24 * 4 - 1]  # every step after the prefill's first sample
     assert torch.equal(fixed, reference)
 
