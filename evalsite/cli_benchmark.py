@@ -7,7 +7,7 @@ bar on stderr.
 
     hafm benchmark run --checkpoint CKPT --dataset musdb18:PATH|stems:PATH|sample|synthetic[:N]
                        --systems three-stage,two-stage,random,ground-truth --excerpts N --seed S
-                       [--embedder vggish] [--clips-per-task 4] [--wait] [--json]
+                       [--embedder vggish] [--clips-per-task 4] [--dtype float32] [--wait] [--json]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from hafm_core import constants
 from hafm_core.cli.args import check_output_dir, positive_float, positive_int, refuse_existing, seed
 
 HELP = "launch, follow, cancel, resume, export and replay benchmark runs (Celery workers do the work)"
@@ -36,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--embedder", default="vggish", help="FAD embedder: vggish, encodec, crepe or logmel")
     run.add_argument("--clips-per-task", type=positive_int, default=None,
                      help="clips of one system a worker generates in one batched call (default 4)")
+    run.add_argument("--dtype", default=constants.DEFAULT_MODEL_DTYPE, choices=constants.MODEL_DTYPES,
+                     help="precision of the cascade's weights for generation (default float32; part of the "
+                          "run's identity: another dtype is another run)")
     _follow_options(run)
     for name, text in (("status", "progress of a run"), ("cancel", "cancel a live run"),
                        ("resume", "re-dispatch what a run is missing (after a crash or a cancel)")):
@@ -107,7 +111,7 @@ def _act(args: argparse.Namespace) -> int:
         launch = benchmarks.launch_benchmark(
             checkpoint_path=args.checkpoint, dataset_spec=args.dataset, systems=args.systems.split(","),
             n_excerpts=args.excerpts, seed=args.seed, embedder=args.embedder, progress=not args.json,
-            clips_per_task=args.clips_per_task or benchmarks.DEFAULT_CLIPS_PER_TASK)
+            clips_per_task=args.clips_per_task or benchmarks.DEFAULT_CLIPS_PER_TASK, dtype=args.dtype)
         return _report_launch(launch.run, launch.reused, args, _sent(launch))
     if args.action == "rerun":
         launch = benchmark_export.rerun(args.record, progress=not args.json)

@@ -6,6 +6,7 @@ from django import forms
 
 from evalsite.models import BenchmarkRun, Checkpoint, Dataset
 from evalsite.services.benchmarks import DEFAULT_SYSTEMS, SYSTEM_STAGES
+from hafm_core import constants
 from hafm_core.fad.embedders import EMBEDDERS
 
 
@@ -22,6 +23,10 @@ class LaunchForm(forms.Form):
     seed = forms.IntegerField(initial=0, min_value=0)
     embedder = forms.ChoiceField(choices=[(name, name) for name in EMBEDDERS], initial="vggish",
                                  help_text="FAD embedder (logmel: a fast test protocol, no weights)")
+    dtype = forms.TypedChoiceField(
+        choices=[(name, name) for name in constants.MODEL_DTYPES], required=False,
+        initial=constants.DEFAULT_MODEL_DTYPE, empty_value=constants.DEFAULT_MODEL_DTYPE,
+        help_text="precision of the cascade's weights for generation; another dtype is another run")
 
     @classmethod
     def with_recent_defaults(cls, *args, **kwargs) -> LaunchForm:

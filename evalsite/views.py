@@ -47,7 +47,7 @@ def run_launch(request: HttpRequest) -> HttpResponse:
             launch = benchmarks.launch_benchmark(
                 checkpoint_path=data["checkpoint"], dataset_spec=data["dataset"], systems=data["systems"],
                 n_excerpts=data["excerpts"], seed=data["seed"], embedder=data["embedder"],
-                created_by=request.user)
+                dtype=data["dtype"], created_by=request.user)
         except HafmError as error:
             form.add_error(None, str(error))
         else:

@@ -22,6 +22,11 @@ CODEBOOK_SIZE = 1024
 CODEBOOK_PATTERNS = ("flat", "delay")
 DEFAULT_CODEBOOK_PATTERN = "delay"
 
+# Precision of the cascade's weights and activations at generation (`hafm generate --dtype`, a
+# benchmark run's `dtype`); see the README's speed table for each one's agreement with float32.
+MODEL_DTYPES = ("float32", "bfloat16", "float16")
+DEFAULT_MODEL_DTYPE = "float32"
+
 # Excerpts.
 EXCERPT_DURATION_S = 10.0
 UNIT_S = 0.04  # 40 ms: the shortest span holding whole frames at both rates (2 semantic, 3 acoustic)

@@ -34,7 +34,7 @@ from hafm_core.model import HafmLM
 from hafm_core.sampling import SamplingParams, generate
 
 RATE_24K = constants.ACOUSTIC_SAMPLE_RATE_HZ
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {name: getattr(torch, name) for name in constants.MODEL_DTYPES}
 UNIT_SAMPLES_24K = RATE_24K // 25  # 40 ms: 2 semantic frames, 3 acoustic frames
 
 

@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from hafm_core import constants
+
 
 class Dataset(models.Model):
     """A prepared set of excerpts (`hafm data prepare`), identified by its manifest's content."""
@@ -140,6 +142,12 @@ class BenchmarkRun(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
+
+    @property
+    def dtype(self) -> str:
+        """Precision of the cascade's weights for this run's clips (runs recorded before the
+        parameter generated in float32)."""
+        return self.parameters.get("dtype", constants.DEFAULT_MODEL_DTYPE)
 
 
 class GeneratedClip(models.Model):

@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 
 from evalsite.models import BenchmarkRun, GeneratedClip, SystemResult
+from hafm_core import constants
 from hafm_core.data.files import write_bytes_atomic, write_json_atomic
 from hafm_core.errors import CheckpointError, DatasetError, HafmError
 from hafm_core.spreadsheet import neutralise_cell
@@ -154,4 +155,5 @@ def rerun(record_path: str | Path, created_by=None, queue: str | None = None, pr
                                  n_excerpts=record["n_excerpts"], seed=record["seed"],
                                  embedder=record["embedder"], created_by=created_by, queue=queue,
                                  clips_per_task=int(record.get("parameters", {}).get(
-                                     "clips_per_task", benchmarks.DEFAULT_CLIPS_PER_TASK)))
+                                     "clips_per_task", benchmarks.DEFAULT_CLIPS_PER_TASK)),
+                                 dtype=record.get("parameters", {}).get("dtype", constants.DEFAULT_MODEL_DTYPE))

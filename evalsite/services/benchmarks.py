@@ -7,7 +7,7 @@ is still missing. A worker or web process that dies loses at most the work in fl
     launch_benchmark(checkpoint path, dataset spec, systems, ...)
       -> register_checkpoint (validated, content hash)   -> Checkpoint
       -> register_dataset (hafm_core.data prepare, manifest)  -> Dataset + Excerpts
-      -> launch_run: parameters hash; a live run with the same hash is reused
+      -> launch_run: parameters hash (dtype included); a live run with the same hash is reused
            -> plan_clips: one row per (excerpt, system), a fixed number of queries
            -> dispatch (after commit): generate_clips tasks on the run's queue, each with up
               to `clips_per_task` clips of one system (generated in one batched call)
@@ -217,12 +217,20 @@ def sampling_parameters() -> dict:
 
 
 def parameters_hash(checkpoint: Checkpoint, dataset: Dataset, systems: Sequence[str], n_excerpts: int,
-                    seed: int, embedder: str, parameters: dict) -> str:
+                    seed: int, embedder: str, parameters: dict,
+                    dtype: str = constants.DEFAULT_MODEL_DTYPE) -> str:
     """Everything that defines a run's results. The code version is recorded but not hashed:
-    relaunching after a commit reuses the run instead of silently duplicating it."""
+    relaunching after a commit reuses the run instead of silently duplicating it.
+
+    dtype: the cascade's precision changes its tokens, so it is part of the identity; the
+    default (float32, what every run recorded before the parameter used) adds nothing, so
+    those runs keep their hash and a relaunch still finds them.
+    """
     identity = {"checkpoint": checkpoint.content_hash, "dataset": dataset.manifest_hash,
                 "systems": sorted(systems), "n_excerpts": n_excerpts, "seed": seed,
                 "embedder": embedder, "parameters": parameters}
+    if dtype != constants.DEFAULT_MODEL_DTYPE:
+        identity["dtype"] = dtype
     return sha256_bytes(json.dumps(identity, sort_keys=True).encode())
 
 
@@ -273,14 +281,19 @@ def plan_clips(run: BenchmarkRun, excerpts: Sequence[tuple]) -> int:
 
 def launch_run(*, checkpoint: Checkpoint, dataset: Dataset, systems: Sequence[str], n_excerpts: int | None,
                seed: int, embedder: str, created_by=None, queue: str | None = None,
-               dispatch: bool = True, clips_per_task: int = DEFAULT_CLIPS_PER_TASK) -> Launch:
+               dispatch: bool = True, clips_per_task: int = DEFAULT_CLIPS_PER_TASK,
+               dtype: str = constants.DEFAULT_MODEL_DTYPE) -> Launch:
     """Create and plan a run, or return the live run with the same parameters.
 
     clips_per_task: clips of one system that a generation task makes in one batched call.
+    dtype: precision of the cascade's weights when its clips are generated (`constants.MODEL_DTYPES`;
+        all three run on CPU and GPU, as with `hafm generate --dtype`). Part of the run's identity.
     """
     systems = check_systems(systems)
     if isinstance(clips_per_task, bool) or not isinstance(clips_per_task, int) or clips_per_task < 1:
         raise LaunchError(f"clips per task {clips_per_task!r} is not valid: expected a whole number >= 1")
+    if dtype not in constants.MODEL_DTYPES:
+        raise LaunchError(f"dtype {dtype!r} is not one of {', '.join(constants.MODEL_DTYPES)}")
     missing = [s for s in needed_stages(systems) if s not in checkpoint.stages]
     if missing:
         raise CheckpointError(f"checkpoint {checkpoint.path} has no stage {missing[0]!r}, needed by "
@@ -288,9 +301,9 @@ def launch_run(*, checkpoint: Checkpoint, dataset: Dataset, systems: Sequence[st
     check_embedder(embedder)
     excerpts = choose_excerpts(dataset, n_excerpts, seed)
     parameters = {"sampling": sampling_parameters(), "excerpts": [key for _, key, _ in excerpts],
-                  "clips_per_task": clips_per_task}
+                  "clips_per_task": clips_per_task, "dtype": dtype}
     digest = parameters_hash(checkpoint, dataset, systems, len(excerpts), seed, embedder,
-                             parameters["sampling"])
+                             parameters["sampling"], dtype)
     existing = live_run(digest)
     if existing is not None:
         return _reuse(existing, dispatch)
@@ -334,7 +347,8 @@ def live_run(digest: str) -> BenchmarkRun | None:
 def launch_benchmark(*, checkpoint_path: str, dataset_spec: str, systems: Sequence[str],
                      n_excerpts: int | None, seed: int, embedder: str = DEFAULT_EMBEDDER,
                      created_by=None, queue: str | None = None, progress: bool = False,
-                     clips_per_task: int = DEFAULT_CLIPS_PER_TASK) -> Launch:
+                     clips_per_task: int = DEFAULT_CLIPS_PER_TASK,
+                     dtype: str = constants.DEFAULT_MODEL_DTYPE) -> Launch:
     """Everything a user names on the command line or the form -> a planned, dispatched run."""
     systems = check_systems(systems)
     check_embedder(embedder)
@@ -342,7 +356,7 @@ def launch_benchmark(*, checkpoint_path: str, dataset_spec: str, systems: Sequen
     dataset = register_dataset(dataset_spec, progress=progress)
     return launch_run(checkpoint=checkpoint, dataset=dataset, systems=systems, n_excerpts=n_excerpts,
                       seed=seed, embedder=embedder, created_by=created_by, queue=queue,
-                      clips_per_task=clips_per_task)
+                      clips_per_task=clips_per_task, dtype=dtype)
 
 
 def get_run(run_id) -> BenchmarkRun:

@@ -44,11 +44,12 @@ class ClipBatch:
 
 
 @functools.lru_cache(maxsize=8)
-def _system(name: str, checkpoint_path: str, checkpoint_hash: str, pool: tuple[str, ...]):
-    """A loaded system. `pool`: accompaniment files the `random` system draws from."""
+def _system(name: str, checkpoint_path: str, checkpoint_hash: str, pool: tuple[str, ...], dtype: str):
+    """A loaded system. `pool`: accompaniment files the `random` system draws from; `dtype`: the
+    cascade's precision (a run in another dtype gets its own copy of the models)."""
     from hafm_core import systems
 
-    return systems.load_system(name, checkpoint=checkpoint_path or None, random_pool=list(pool))
+    return systems.load_system(name, checkpoint=checkpoint_path or None, random_pool=list(pool), dtype=dtype)
 
 
 def _pool(run: BenchmarkRun) -> tuple[str, ...]:
@@ -82,7 +83,7 @@ def group_clips(clips: Sequence[GeneratedClip], vocals: dict) -> list[ClipBatch]
 def generate_batch(run: BenchmarkRun, batch: ClipBatch, out_dir: Path) -> list[ClipOutput]:
     """Generate a batch in one call of its system, then write each clip's accompaniment, mix
     and sidecar atomically under `out_dir`; outputs in the order of `batch.clips`."""
-    system = _system(batch.system, run.checkpoint.path, run.checkpoint.content_hash, _pool(run))
+    system = _system(batch.system, run.checkpoint.path, run.checkpoint.content_hash, _pool(run), run.dtype)
     seeds = [clip.seed for clip in batch.clips]
     if hasattr(system, "generate_batch"):
         accompaniments = system.generate_batch(batch.vocals, batch.sample_rate_hz, seeds)
@@ -109,6 +110,6 @@ def write_clip(run: BenchmarkRun, clip: GeneratedClip, vocal: np.ndarray, accomp
     mix_path = write_audio(out_dir / "mix" / f"{stem}.wav", mix / peak * 0.98 if peak > 0.98 else mix, rate)
     sidecar = {"system": clip.system, "excerpt": excerpt.key, "seed": clip.seed,
                "checkpoint_hash": run.checkpoint.content_hash, "sampling": run.parameters.get("sampling", {}),
-               "sample_rate_hz": rate, "code_version": code_version(), "run": str(run.id)}
+               "dtype": run.dtype, "sample_rate_hz": rate, "code_version": code_version(), "run": str(run.id)}
     write_json_atomic(out_dir / f"{stem}.json", sidecar)
     return ClipOutput(accompaniment_path, mix_path, sidecar)

@@ -16,6 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
+from hafm_core import constants
 from hafm_core.cli.args import (
     check_output_dir,
     nonnegative_float,
@@ -58,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="overlap of consecutive windows in seconds, less than --window-s")
     parser.add_argument("--weights", type=Path, default=None, help="weights folder (default: HAFM_WEIGHTS_DIR)")
     parser.add_argument("--device", default=None, help="torch device (default: HAFM_DEVICE, else cuda if present)")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+    parser.add_argument("--dtype", default=constants.DEFAULT_MODEL_DTYPE, choices=constants.MODEL_DTYPES,
                         help="precision of the cascade's models (bfloat16 is about 3x faster at batch 16 on a "
                              "GPU; see the README)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -66,7 +67,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _check_windows(window_s: float, overlap_s: float) -> None:
     """The window must hold at least one more token frame than the overlap, at 50 and 75 Hz."""
-    from hafm_core import constants
     from hafm_core.errors import ConfigError
 
     for rate in (constants.SEMANTIC_FRAME_RATE_HZ, constants.ACOUSTIC_FRAME_RATE_HZ):
