@@ -44,12 +44,15 @@ class ClipBatch:
 
 
 @functools.lru_cache(maxsize=8)
-def _system(name: str, checkpoint_path: str, checkpoint_hash: str, pool: tuple[str, ...], dtype: str):
+def _system(name: str, checkpoint_path: str, checkpoint_hash: str, pool: tuple[str, ...], dtype: str,
+            device: str):
     """A loaded system. `pool`: accompaniment files the `random` system draws from; `dtype`: the
-    cascade's precision (a run in another dtype gets its own copy of the models)."""
+    cascade's precision (a run in another dtype gets its own copy of the models); `device`: where
+    the models and tokenizers run (this worker's `HAFM_DEVICE`, else its GPU, else the CPU)."""
     from hafm_core import systems
 
-    return systems.load_system(name, checkpoint=checkpoint_path or None, random_pool=list(pool), dtype=dtype)
+    return systems.load_system(name, checkpoint=checkpoint_path or None, random_pool=list(pool), dtype=dtype,
+                               device=device)
 
 
 def _pool(run: BenchmarkRun) -> tuple[str, ...]:
@@ -83,7 +86,10 @@ def group_clips(clips: Sequence[GeneratedClip], vocals: dict) -> list[ClipBatch]
 def generate_batch(run: BenchmarkRun, batch: ClipBatch, out_dir: Path) -> list[ClipOutput]:
     """Generate a batch in one call of its system, then write each clip's accompaniment, mix
     and sidecar atomically under `out_dir`; outputs in the order of `batch.clips`."""
-    system = _system(batch.system, run.checkpoint.path, run.checkpoint.content_hash, _pool(run), run.dtype)
+    from hafm_core.config import torch_device
+
+    device = torch_device()
+    system = _system(batch.system, run.checkpoint.path, run.checkpoint.content_hash, _pool(run), run.dtype, device)
     seeds = [clip.seed for clip in batch.clips]
     if hasattr(system, "generate_batch"):
         accompaniments = system.generate_batch(batch.vocals, batch.sample_rate_hz, seeds)
@@ -91,12 +97,12 @@ def generate_batch(run: BenchmarkRun, batch: ClipBatch, out_dir: Path) -> list[C
         accompaniments = [system.generate(vocal, batch.sample_rate_hz, seed=seed,
                                           excerpt=clip.excerpt.accompaniment_path)
                           for clip, vocal, seed in zip(batch.clips, batch.vocals, seeds)]
-    return [write_clip(run, clip, vocal, np.asarray(accompaniment), batch.sample_rate_hz, out_dir)
+    return [write_clip(run, clip, vocal, np.asarray(accompaniment), batch.sample_rate_hz, out_dir, device)
             for clip, vocal, accompaniment in zip(batch.clips, batch.vocals, accompaniments)]
 
 
 def write_clip(run: BenchmarkRun, clip: GeneratedClip, vocal: np.ndarray, accompaniment: np.ndarray,
-               rate: int, out_dir: Path) -> ClipOutput:
+               rate: int, out_dir: Path, device: str = "cpu") -> ClipOutput:
     """Accompaniment, mix (peak-limited) and sidecar of one clip, each written atomically."""
     from hafm_core.audio import write_audio
 
@@ -110,6 +116,6 @@ def write_clip(run: BenchmarkRun, clip: GeneratedClip, vocal: np.ndarray, accomp
     mix_path = write_audio(out_dir / "mix" / f"{stem}.wav", mix / peak * 0.98 if peak > 0.98 else mix, rate)
     sidecar = {"system": clip.system, "excerpt": excerpt.key, "seed": clip.seed,
                "checkpoint_hash": run.checkpoint.content_hash, "sampling": run.parameters.get("sampling", {}),
-               "dtype": run.dtype, "sample_rate_hz": rate, "code_version": code_version(), "run": str(run.id)}
+               "dtype": run.dtype, "device": device, "sample_rate_hz": rate, "code_version": code_version(), "run": str(run.id)}
     write_json_atomic(out_dir / f"{stem}.json", sidecar)
     return ClipOutput(accompaniment_path, mix_path, sidecar)

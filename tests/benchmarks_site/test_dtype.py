@@ -119,3 +119,48 @@ def test_the_generation_tasks_use_the_runs_dtype_and_each_clip_records_it(media_
         assert full[key][1]["dtype"] == "float32" and half[key][1]["dtype"] == "bfloat16"
     # Same seeds, other precision: the sampled tokens part, so the audio does too.
     assert not any(np.array_equal(full[key][0], half[key][0]) for key in full)
+
+
+def _run_generation(checkpoint, dataset, broker_url, system: str) -> list[GeneratedClip]:
+    run = benchmarks.launch_run(checkpoint=checkpoint, dataset=dataset, systems=[system], n_excerpts=2,
+                                seed=6, embedder="logmel", dispatch=False).run
+    benchmarks.dispatch_run(run.id)
+    for name, (run_id, clip_ids) in queued_tasks(broker_url):
+        if name == "evalsite.benchmarks.generate_clips" and run_id == str(run.id):
+            benchmark_work.generate_clips(run_id, clip_ids)
+    return list(GeneratedClip.objects.filter(run=run))
+
+
+def test_the_generation_tasks_run_on_the_workers_device_and_record_it(media_root, broker_url, tiny_checkpoint_dir,
+                                                                      tiny_weights_dir, monkeypatch):
+    """A worker generates on its `HAFM_DEVICE` (else its GPU): the models are loaded there, each
+    sidecar says where, and a device the worker does not have fails the clips with the reason."""
+    import torch
+
+    from evalsite.services import generation
+    from hafm_core import systems
+
+    monkeypatch.setenv("HAFM_WEIGHTS_DIR", str(tiny_weights_dir))
+    checkpoint = benchmarks.register_checkpoint(tiny_checkpoint_dir)
+    dataset = make_dataset(media_root, n_tracks=2)
+    devices = []
+    real_load = systems.load_system
+
+    def spy(*args, **kwargs):
+        devices.append(kwargs["device"])
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(systems, "load_system", spy)
+    generation._system.cache_clear()
+    monkeypatch.setenv("HAFM_DEVICE", "cpu")
+    clips = _run_generation(checkpoint, dataset, broker_url, "two-stage")
+    assert [c.status for c in clips] == ["done", "done"]
+    assert devices == ["cpu"] and {c.sidecar["device"] for c in clips} == {"cpu"}
+    if torch.cuda.is_available():
+        return
+    generation._system.cache_clear()
+    monkeypatch.setenv("HAFM_DEVICE", "cuda")
+    clips = _run_generation(checkpoint, make_dataset(media_root, n_tracks=3), broker_url, "two-stage")
+    assert [c.status for c in clips] == ["failed", "failed"]
+    assert all("HAFM_DEVICE='cuda': no CUDA GPU is visible" in c.error for c in clips)
+    generation._system.cache_clear()
