@@ -14,8 +14,10 @@ same run, on synthetic songs (CPU seconds, `time.process_time`, per 10 s of exce
 Where the time goes (cProfile, 10 s excerpts, one torch thread): CREPE is about three
 quarters of a fit, and its convolutions cost the same per frame whether frames come from
 one excerpt or many; the rest (STFT, HPSS, constant-Q chroma, beats) is per signal, with a
-per-call part (mel and constant-Q filters) that a batch builds once. So (a) cannot reach
-1.5x on CPU. In (b) each distinct vocal's analysis (CREPE pitch, log-mel, RMS) is computed
+per-call part that a batch builds once: the mel basis, and the constant-Q filters (about
+0.05 s a call), once per distinct tuning, and the tunings of unrelated songs mostly differ.
+(librosa's own on-disk filter cache, tried, saved 0.02-0.03 s a call: not worth a global
+setting.) So (a) cannot reach 1.5x on CPU. In (b) each distinct vocal's analysis (CREPE pitch, log-mel, RMS) is computed
 once instead of S times and shared (`hafm_core.fit.vocal`); every excerpt's numbers stay
 what it gets alone (`tests/fit/test_batching.py`). The claim line says which workload
 meets 1.5x.

@@ -72,7 +72,7 @@ class FitConfig:
     voicing_threshold: float = 0.5
     min_voiced_s: float = 0.5  # total voiced time below this is "unvoiced_vocal"
     min_accompaniment_onsets: int = 2  # attacks (see `rhythm.count_attacks`), away from edges
-    pitch_batch_excerpts: int = 16  # excerpts per CREPE batch
+    pitch_batch_excerpts: int = 16  # distinct vocals per CREPE batch, accompaniments per STFT batch
     rhythm_weights: tuple[float, float] = (0.5, 0.5)  # beat F-measure, xcorr contrast
     harmony_weights: tuple[float, float] = (0.7, 0.3)  # chord tones, key
     aspect_weights: tuple[float, float] = (0.5, 0.5)  # rhythm, harmony
