@@ -240,6 +240,14 @@ def resample(samples: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
     return np.ascontiguousarray(out.T, dtype=np.float32)
 
 
+def stack_padded(signals: list[np.ndarray]) -> np.ndarray:
+    """Mono signals float32 [n_i] -> float32 [B, max n_i], each row zero-padded at the end."""
+    batch = np.zeros((len(signals), max(len(x) for x in signals)), dtype=np.float32)
+    for i, x in enumerate(signals):
+        batch[i, :len(x)] = x
+    return batch
+
+
 def write_audio(path: str | Path, samples: np.ndarray, sample_rate_hz: int, subtype: str = "FLOAT") -> Path:
     """Write float32 [n] or [channels, n] atomically; the format follows the suffix (wav, flac).
 

@@ -28,7 +28,7 @@ ENVIRONMENT = {
     "HAFM_CELERY_QUEUE": ("hafm", "queue that clients send to and workers consume"),
     "HAFM_WEIGHTS_DIR": ("$HAFM_VAR_DIR/weights", "folder holding model weights (see `hafm doctor`)"),
     "HAFM_MEDIA_DIR": ("$HAFM_VAR_DIR/media", "generated audio, stimuli and uploads"),
-    "HAFM_CACHE_DIR": ("$HAFM_VAR_DIR/cache", "embedding and token caches"),
+    "HAFM_CACHE_DIR": ("$HAFM_VAR_DIR/cache", "embedding, token and vocal pitch caches"),
     "HAFM_VISIBILITY_TIMEOUT_S": ("300", "Redis: seconds before an unacknowledged task goes to another worker"),
     "DEBUG": ("true", "Django debug mode; false in production"),
     "SECRET_KEY": ("a fixed development key when DEBUG is on", "required when DEBUG is off"),

@@ -243,14 +243,20 @@ def measure_system(run_id, system: str) -> SystemResult | None:
 
 
 def measure_fit(run: BenchmarkRun, system: str) -> dict:
-    """Fit metrics of each done clip not measured yet (stored per clip), then their summary."""
+    """Fit metrics of each done clip not measured yet (stored per clip), then their summary.
+
+    Every system of a run is measured against the same vocals: the vocal pitch (most of the
+    fit's CPU time) is computed by the first system's task and read from the on-disk
+    `PitchCache` by the others, whichever worker runs them.
+    """
     from hafm_core.fit import FitResult, fit_path_pairs, summarize
+    from hafm_core.fit.pitch_cache import PitchCache
 
     clips = GeneratedClip.objects.filter(run=run, system=system, status=GeneratedClip.Status.DONE)
     todo = list(clips.filter(fit={}).select_related("excerpt").order_by("excerpt__key"))
     if todo:
         results = fit_path_pairs([(c.excerpt.vocal_path, c.accompaniment_path) for c in todo],
-                                 names=[c.excerpt.key for c in todo])
+                                 names=[c.excerpt.key for c in todo], pitch_cache=PitchCache())
         for clip, result in zip(todo, results):
             GeneratedClip.objects.filter(id=clip.id).update(fit=result.to_dict())
     measured = [FitResult(**fit) for fit in clips.values_list("fit", flat=True) if fit]

@@ -11,6 +11,8 @@ failure rate and the mean over measured excerpts only (so failing never raises a
 stem; `song/0001` in nested folders) and system `--system` (default: the accompaniments
 folder's name). That is the input of `hafm analyze --metrics`, which correlates each metric
 with the listeners' ratings of the matching attribute.
+The vocals' pitch tracks are kept under `HAFM_CACHE_DIR/fit-pitch` (`--no-cache`: not read
+or written), so fitting another system's folder against the same vocals skips CREPE.
 Exit 0 when at least one excerpt was measured, 1 when none was, 2 for bad folders.
 """
 
@@ -38,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "for `hafm analyze --metrics`")
     parser.add_argument("--system", help="system column of --csv (default: the accompaniments folder's name)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing METRICS_CSV")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="do not read or write the vocal pitch cache (HAFM_CACHE_DIR/fit-pitch)")
 
 
 METRICS_CSV_COLUMNS = ("excerpt", "system", "metric", "value")
@@ -97,9 +101,10 @@ def run(args) -> int:
 
     from hafm_core.errors import DatasetError
     from hafm_core.fit import DEFAULT_CONFIG, fit_path_pairs, pair_folders, summarize
+    from hafm_core.fit.pitch_cache import PitchCache
     from hafm_core.provenance import code_version
 
-    check_cache_dir()  # librosa's compiled-code cache lives under HAFM_CACHE_DIR
+    check_cache_dir()  # librosa's compiled code and the vocal pitch cache live under HAFM_CACHE_DIR
     if args.csv:
         check_output_file(args.csv, overwrite=args.overwrite, what="--csv")
     pairing = pair_folders(args.vocals, args.accompaniments)
@@ -119,7 +124,8 @@ def run(args) -> int:
     with tqdm(total=len(pairing.pairs), unit="excerpt", desc="fit", file=sys.stderr,
               mininterval=0.5, leave=False) as bar:
         results = fit_path_pairs([(v, a) for _, v, a in pairing.pairs], names=[n for n, _, _ in pairing.pairs],
-                                 model=model, progress=bar.update)
+                                 model=model, progress=bar.update,
+                                 pitch_cache=None if args.no_cache else PitchCache())
     data = {
         "vocals": str(args.vocals),
         "accompaniments": str(args.accompaniments),

@@ -1,12 +1,14 @@
 """Per-excerpt musical fit of an accompaniment to a vocal: checks, pitch, rhythm, harmony.
 
 `fit_excerpts` checks every excerpt first (bad input becomes a per-excerpt `status`, never an
-exception or a NaN), then works on batches of `pitch_batch_excerpts` valid excerpts: one
-CREPE call for the vocal pitch, one STFT of all vocals and accompaniments shared by the
-onset envelopes and the harmonic part, one constant-Q chroma of all harmonic parts (the
-mel and CQT filters are built once per batch), then the per-excerpt beat tracking and
-scores. A batch gives each excerpt what it gets alone, up to float rounding. Scores (weights chosen a priori until listener ratings
-say otherwise):
+exception or a NaN), then analyses each distinct vocal once (`hafm_core.fit.vocal`: CREPE
+pitch, log-mel and RMS, shared by every excerpt that holds that vocal, the pitch optionally
+kept on disk by `pitch_cache`), then works on batches of `pitch_batch_excerpts`
+accompaniments: one STFT shared by the onset envelopes and the harmonic part, one
+constant-Q chroma per tuning (the mel and CQT filters are built once per batch), then the
+per-excerpt onset envelopes (their dB floor couples the pair), beat tracking and scores. A
+batch, shared vocals included, gives each excerpt what it gets alone, up to float rounding.
+Scores (weights chosen a priori until listener ratings say otherwise):
 
     rhythm_score  = 0.5 * beat_f_measure + 0.5 * clip(0.5 + 2 * onset_xcorr_contrast, 0, 1)  in [0, 1]
     harmony_score = 0.7 * chord_tone_ratio + 0.3 * key_agreement                          in [0, 1]
@@ -29,6 +31,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from hafm_core.fit import harmony, rhythm
+from hafm_core.fit.vocal import VocalAnalysis, analyse_vocals
 
 STATUSES = {
     "ok": "all metrics computed",
@@ -69,7 +72,7 @@ class FitConfig:
     voicing_threshold: float = 0.5
     min_voiced_s: float = 0.5  # total voiced time below this is "unvoiced_vocal"
     min_accompaniment_onsets: int = 2  # attacks (see `rhythm.count_attacks`), away from edges
-    pitch_batch_excerpts: int = 16  # excerpts per CREPE batch
+    pitch_batch_excerpts: int = 16  # distinct vocals per CREPE batch, accompaniments per STFT batch
     rhythm_weights: tuple[float, float] = (0.5, 0.5)  # beat F-measure, xcorr contrast
     harmony_weights: tuple[float, float] = (0.7, 0.3)  # chord tones, key
     aspect_weights: tuple[float, float] = (0.5, 0.5)  # rhythm, harmony
@@ -163,26 +166,6 @@ def _check(excerpt: Excerpt, config: FitConfig) -> FitResult | tuple[np.ndarray,
     return vocal[:n], accompaniment[:n]
 
 
-def _pitch_batch(model, vocals_16k: list[np.ndarray], hop: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Vocals float32 [n_i] at 16 kHz -> per excerpt (f0_hz [T_i], periodicity [T_i]).
-
-    Excerpts are zero-padded to the longest one and run as one batch; each keeps its own
-    1 + n_i // hop frames, which do not depend on the padding beyond them except for the
-    last half-window (CREPE frames are centred).
-    """
-    f0_hz, periodicity = model.pitch(_stack(vocals_16k), hop_samples=hop)  # (B, T_max) each
-    return [(f0_hz[i, :1 + len(v) // hop], periodicity[i, :1 + len(v) // hop])
-            for i, v in enumerate(vocals_16k)]
-
-
-def _stack(signals: Sequence[np.ndarray]) -> np.ndarray:
-    """float32 [B, n_max], each row zero-padded at the end."""
-    batch = np.zeros((len(signals), max(len(x) for x in signals)), dtype=np.float32)
-    for i, x in enumerate(signals):
-        batch[i, :len(x)] = x
-    return batch
-
-
 @dataclass(frozen=True)
 class _Features:
     """What the batched analysis gives one excerpt; arrays cut to its own T frames at 43 Hz."""
@@ -197,27 +180,27 @@ class _Features:
     periodicity: np.ndarray  # float32 [T_p]
 
 
-def _analyse_batch(vocals: list[np.ndarray], accompaniments: list[np.ndarray], rates: list[int],
-                   model, config: FitConfig) -> list[_Features]:
-    from hafm_core.audio import resample
-    from hafm_core.crepe import SAMPLE_RATE_HZ
+def _analyse_accompaniments(accompaniments: list[np.ndarray], rates: list[int],
+                            vocals: list[VocalAnalysis]) -> list[_Features]:
+    """Accompaniments float32 [n_i] and the analysis of their vocals (same n_i, same rate) -> features.
 
-    hop = int(round(config.pitch_hop_s * SAMPLE_RATE_HZ))
-    pitches = _pitch_batch(model, [resample(v, r, SAMPLE_RATE_HZ) for v, r in zip(vocals, rates)], hop)
-    rate = rhythm.ANALYSIS_RATE_HZ
-    vocals_22k = [resample(v, r, rate) for v, r in zip(vocals, rates)]
-    accompaniments_22k = [resample(a, r, rate) for a, r in zip(accompaniments, rates)]
-    b = len(vocals)
-    pairs = _stack(vocals_22k + accompaniments_22k).reshape(2, b, -1).swapaxes(0, 1)  # (B, 2, n_max)
-    stft = rhythm.spectrogram(pairs)  # (B, 2, F, T_max): one STFT for onsets and harmony
-    envelopes, rms = rhythm.onset_envelopes(pairs, stft)  # (B, 2, T_max) each
-    chromas = harmony.harmonic_chroma(stft[:, 1], [len(a) for a in accompaniments_22k])
+    One STFT of all accompaniments, shared by the onset envelopes and the harmonic part; the
+    envelopes of each excerpt's two signals are made together (their dB floor couples them).
+    """
+    from hafm_core.audio import resample, stack_padded
+
+    samples = [resample(a, r, rhythm.ANALYSIS_RATE_HZ) for a, r in zip(accompaniments, rates)]
+    batch = stack_padded(samples)  # (B, n_max)
+    stft = rhythm.spectrogram(batch)  # (B, F, T_max)
+    log_mel = rhythm.log_mel(stft)  # (B, 128, T_max)
+    rms = rhythm.frame_rms(batch)  # (B, T_max)
+    chromas = harmony.harmonic_chroma(stft, [len(x) for x in samples])
     features = []
-    for i, vocal in enumerate(vocals_22k):
-        t = 1 + len(vocal) // rhythm.HOP_SAMPLES
-        features.append(_Features(
-            envelopes[i, 0, :t], envelopes[i, 1, :t], rhythm.activity_weights(rms[i, 0, :t], rms[i, 1, :t]),
-            *chromas[i], *pitches[i]))
+    for i, (x, vocal) in enumerate(zip(samples, vocals)):
+        t = 1 + len(x) // rhythm.HOP_SAMPLES
+        envelopes = rhythm.onset_envelopes(np.stack([vocal.log_mel, log_mel[i, :, :t]]))  # (2, T)
+        features.append(_Features(envelopes[0], envelopes[1], rhythm.activity_weights(vocal.rms, rms[i, :t]),
+                                  *chromas[i], vocal.f0_hz, vocal.periodicity))
     return features
 
 
@@ -276,17 +259,22 @@ def _measure(name: str, duration_s: float, f: _Features, config: FitConfig) -> F
 
 
 def fit_excerpts(excerpts: Sequence[Excerpt], model=None, config: FitConfig = DEFAULT_CONFIG,
-                 progress=None) -> list[FitResult]:
+                 progress=None, pitch_cache=None) -> list[FitResult]:
     """Measure every excerpt; results in input order, one per excerpt.
 
     model: a loaded `hafm_core.crepe.CrepeTiny` (loaded here when None); progress: an
-    optional callable called with the number of excerpts just finished.
+    optional callable called with the number of excerpts just finished; pitch_cache: a
+    `hafm_core.fit.pitch_cache.PitchCache` that keeps vocal pitch across calls (None: none).
+    Excerpts that hold the same vocal (same samples and rate once cut) share its analysis
+    (`hafm_core.fit.vocal`): `pitch_batch_excerpts` distinct vocals at a time, then their
+    excerpts' accompaniments `pitch_batch_excerpts` at a time.
     """
+    from hafm_core.audio import samples_sha256
     from hafm_core.crepe import CrepeTiny
     from hafm_core.fit.numba_cache import prepare_numba_cache
 
     results: list[FitResult | None] = [None] * len(excerpts)
-    valid = []  # (index, vocal, accompaniment)
+    by_vocal: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}  # (index, vocal, accompaniment)
     for i, excerpt in enumerate(excerpts):
         checked = _check(excerpt, config)
         if isinstance(checked, FitResult):
@@ -294,19 +282,27 @@ def fit_excerpts(excerpts: Sequence[Excerpt], model=None, config: FitConfig = DE
             if progress:
                 progress(1)
         else:
-            valid.append((i, *checked))
-    if valid and model is None:
+            by_vocal.setdefault(samples_sha256(checked[0], excerpt.sample_rate_hz), []).append((i, *checked))
+    if by_vocal and model is None:
         model = CrepeTiny.load()
-    if valid:
+    if by_vocal:
         prepare_numba_cache()
-    for start in range(0, len(valid), config.pitch_batch_excerpts):
-        chunk = valid[start:start + config.pitch_batch_excerpts]
-        rates = [excerpts[i].sample_rate_hz for i, _, _ in chunk]
-        features = _analyse_batch([v for _, v, _ in chunk], [a for _, _, a in chunk], rates, model, config)
-        for (i, vocal, _), rate, f in zip(chunk, rates, features):
-            results[i] = _measure(excerpts[i].name, len(vocal) / rate, f, config)
-            if progress:
-                progress(1)
+    groups = list(by_vocal.values())
+    step = config.pitch_batch_excerpts
+    for start in range(0, len(groups), step):
+        vocals = [group[0] for group in groups[start:start + step]]
+        analyses = analyse_vocals([v for _, v, _ in vocals], [excerpts[i].sample_rate_hz for i, _, _ in vocals],
+                                  model, config.pitch_hop_s, pitch_cache)
+        members = [(item, analysis) for group, analysis in zip(groups[start:start + step], analyses)
+                   for item in group]
+        for first in range(0, len(members), step):
+            chunk = members[first:first + step]
+            rates = [excerpts[i].sample_rate_hz for (i, _, _), _ in chunk]
+            features = _analyse_accompaniments([a for (_, _, a), _ in chunk], rates, [v for _, v in chunk])
+            for ((i, vocal, _), _), rate, f in zip(chunk, rates, features):
+                results[i] = _measure(excerpts[i].name, len(vocal) / rate, f, config)
+                if progress:
+                    progress(1)
     if any(r is not None and r.ok for r in results):
         from hafm_core.fit.numba_cache import publish_numba_cache
 

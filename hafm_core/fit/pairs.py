@@ -74,11 +74,13 @@ def _read_excerpt(name: str, vocal_path: Path, accompaniment_path: Path) -> Exce
 
 def fit_path_pairs(pairs: Sequence[tuple[str | Path, str | Path]], names: Sequence[str] | None = None,
                    model=None, config: FitConfig = DEFAULT_CONFIG,
-                   progress: Callable[[int], object] | None = None) -> list[FitResult]:
+                   progress: Callable[[int], object] | None = None, pitch_cache=None) -> list[FitResult]:
     """[(vocal path, accompaniment path), ...] -> one FitResult each, in order.
 
     names default to the vocal file names without suffix. Safe to call from a worker:
     arguments and results are plain paths and dataclasses (`FitResult.to_dict()` for JSON).
+    pitch_cache: a `hafm_core.fit.pitch_cache.PitchCache` shared with the processes that fit
+    the same vocals (other systems, other runs), or None.
     """
     from hafm_core.crepe import CrepeTiny
 
@@ -92,7 +94,7 @@ def fit_path_pairs(pairs: Sequence[tuple[str | Path, str | Path]], names: Sequen
         excerpts = [item for item in chunk if isinstance(item, Excerpt)]
         if excerpts and model is None:
             model = CrepeTiny.load()
-        measured = iter(fit_excerpts(excerpts, model, config, progress))
+        measured = iter(fit_excerpts(excerpts, model, config, progress, pitch_cache))
         for item in chunk:
             if isinstance(item, FitResult) and progress:
                 progress(1)

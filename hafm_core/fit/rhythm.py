@@ -65,24 +65,38 @@ def spectrogram(samples: np.ndarray) -> np.ndarray:
     return librosa.stft(samples, n_fft=N_FFT, hop_length=HOP_SAMPLES)
 
 
-def onset_envelopes(pairs: np.ndarray, stft: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """pairs: float32 [B, 2, n] (vocal, accompaniment) at `ANALYSIS_RATE_HZ` and their
-    `spectrogram` [B, 2, F, T] -> (onset envelope, RMS), each float32 [B, 2, T].
+def log_mel(stft: np.ndarray) -> np.ndarray:
+    """`spectrogram` [..., F, T] -> log-mel power float32 [..., 128, T] in dB, not yet floored.
 
-    The envelope is librosa's `onset_strength` of one excerpt's two signals in one call:
-    its dB conversion floors the log-mel spectrogram at `TOP_DB` below the louder signal of
-    the pair. librosa given the whole batch would floor every excerpt at the loudest
-    excerpt's level; here each excerpt keeps its own floor, so a batch changes nothing.
+    Each signal's own: the floor that couples the two signals of an excerpt is applied by
+    `onset_envelopes`, so a vocal's log-mel can be shared by every excerpt that holds it.
     """
     import librosa
 
-    mel = librosa.feature.melspectrogram(S=np.abs(stft) ** 2, sr=ANALYSIS_RATE_HZ)  # (B, 2, 128, T)
-    log_mel = librosa.power_to_db(mel, top_db=None)
-    log_mel = np.maximum(log_mel, log_mel.max(axis=(1, 2, 3), keepdims=True) - TOP_DB)
-    envelope = librosa.onset.onset_strength(S=log_mel, sr=ANALYSIS_RATE_HZ, hop_length=HOP_SAMPLES)
-    rms = librosa.feature.rms(y=pairs, hop_length=HOP_SAMPLES)[..., 0, :]
-    t = min(envelope.shape[-1], rms.shape[-1])
-    return envelope[..., :t].astype(np.float32), rms[..., :t].astype(np.float32)
+    mel = librosa.feature.melspectrogram(S=np.abs(stft) ** 2, sr=ANALYSIS_RATE_HZ)  # (..., 128, T)
+    return librosa.power_to_db(mel, top_db=None)
+
+
+def onset_envelopes(log_mel_pair: np.ndarray) -> np.ndarray:
+    """One excerpt's `log_mel` [2, 128, T] (vocal, accompaniment) -> onset envelopes float32 [2, T].
+
+    librosa's `onset_strength` of the two signals in one call, as `power_to_db(top_db=TOP_DB)`
+    of the pair would give it: the log-mel is floored at `TOP_DB` below the louder signal of
+    the pair (over the excerpt's own frames), so neither signal's envelope can be computed
+    without the other. Frame t depends on log-mel frames <= t only.
+    """
+    import librosa
+
+    floored = np.maximum(log_mel_pair, log_mel_pair.max() - TOP_DB)
+    return librosa.onset.onset_strength(S=floored, sr=ANALYSIS_RATE_HZ, hop_length=HOP_SAMPLES).astype(np.float32)
+
+
+def frame_rms(samples: np.ndarray) -> np.ndarray:
+    """float32 [..., n] at `ANALYSIS_RATE_HZ` -> RMS float32 [..., 1 + n // HOP_SAMPLES] of
+    centred 2048-sample frames (zero-padded: a row of a zero-padded batch gets what it gets alone)."""
+    import librosa
+
+    return librosa.feature.rms(y=samples, hop_length=HOP_SAMPLES)[..., 0, :].astype(np.float32)
 
 
 def activity_weights(*rms: np.ndarray) -> np.ndarray:

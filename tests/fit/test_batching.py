@@ -1,5 +1,5 @@
 """Batching changes the cost of the fit, never its values: a batch of excerpts of different
-lengths gives what each excerpt gives alone, and the fast HPSS equals librosa's."""
+lengths, or sharing a vocal, gives what each excerpt gives alone, and the fast HPSS equals librosa's."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from hafm_core.fit import Excerpt, fit_excerpt, fit_excerpts
+from hafm_core.audio import resample
+from hafm_core.fit import DEFAULT_CONFIG, Excerpt, fit_excerpt, fit_excerpts
 from hafm_core.fit.harmony import harmonic_part, median_filter_along
 from hafm_core.synth import synthesize_multitrack
 
@@ -26,6 +27,22 @@ def model():
     return CrepeTiny.load("cpu")
 
 
+def assert_same_result(alone, together):
+    assert together.status == alone.status == "ok", (together.detail, alone.detail)
+    for field in dataclasses.fields(alone):
+        a, b = getattr(alone, field.name), getattr(together, field.name)
+        if isinstance(a, float):
+            assert math.isclose(a, b, rel_tol=TOLERANCE, abs_tol=TOLERANCE), (alone.name, field.name, a, b)
+        else:
+            assert a == b, (alone.name, field.name, a, b)
+
+
+def crepe_frames(model) -> tuple[list[int], object]:
+    """(frames per CREPE forward call, the hook handle to remove)."""
+    frames: list[int] = []
+    return frames, model.register_forward_pre_hook(lambda module, args: frames.append(args[0].shape[0]))
+
+
 def test_a_batch_gives_each_excerpt_what_it_gets_alone(model):
     excerpts = []
     for seed, duration_s in ((11, 4.0), (12, 5.5), (13, 3.0)):  # unequal lengths: padding must not leak
@@ -33,14 +50,32 @@ def test_a_batch_gives_each_excerpt_what_it_gets_alone(model):
         excerpts.append(Excerpt(f"song{seed}", track.stems["vocals"], track.accompaniment, RATE_HZ))
     batched = fit_excerpts(excerpts, model)
     for excerpt, together in zip(excerpts, batched):
-        alone = fit_excerpt(excerpt.vocal, excerpt.accompaniment, RATE_HZ, name=excerpt.name, model=model)
-        assert together.status == alone.status == "ok", (together.detail, alone.detail)
-        for field in dataclasses.fields(alone):
-            a, b = getattr(alone, field.name), getattr(together, field.name)
-            if isinstance(a, float):
-                assert math.isclose(a, b, rel_tol=TOLERANCE, abs_tol=TOLERANCE), (excerpt.name, field.name, a, b)
-            else:
-                assert a == b, (excerpt.name, field.name, a, b)
+        assert_same_result(fit_excerpt(excerpt.vocal, excerpt.accompaniment, RATE_HZ, name=excerpt.name, model=model),
+                           together)
+
+
+def test_excerpts_sharing_a_vocal_analyse_it_once_and_get_what_they_get_alone(model):
+    own, other, distinct = (synthesize_multitrack(seed=s, duration_s=d, sample_rate_hz=RATE_HZ)
+                            for s, d in ((31, 4.0), (32, 4.0), (33, 3.0)))
+    vocal = own.stems["vocals"]
+    # The onset envelopes' dB floor couples the pair: set by the accompaniment 30 dB up, by
+    # the vocal 40 dB down. Sharing the vocal's analysis must not share a floor.
+    excerpts = [Excerpt("own", vocal, own.accompaniment, RATE_HZ),
+                Excerpt("other", vocal, other.accompaniment, RATE_HZ),
+                Excerpt("louder", vocal, other.accompaniment * 10 ** (30 / 20), RATE_HZ),
+                Excerpt("quieter", vocal, other.accompaniment * 10 ** (-40 / 20), RATE_HZ),
+                Excerpt("distinct", distinct.stems["vocals"], distinct.accompaniment, RATE_HZ)]
+    frames, hook = crepe_frames(model)
+    try:
+        batched = fit_excerpts(excerpts, model)
+    finally:
+        hook.remove()
+    hop = int(round(DEFAULT_CONFIG.pitch_hop_s * 16_000))
+    # CREPE ran on the two distinct vocals, the shorter one zero-padded to the longer.
+    assert sum(frames) == 2 * (1 + len(resample(vocal, RATE_HZ, 16_000)) // hop)
+    for excerpt, together in zip(excerpts, batched):
+        assert_same_result(fit_excerpt(excerpt.vocal, excerpt.accompaniment, RATE_HZ, name=excerpt.name, model=model),
+                           together)
 
 
 def test_chroma_of_an_excerpt_does_not_depend_on_its_batch():

@@ -91,6 +91,15 @@ def test_text_output_and_exit_codes(folders, tmp_path, capsys):
     assert main(["fit", str(folders[0]), str(silent_only), "--json"]) == 1
 
 
+def test_vocal_pitch_is_cached_under_hafm_cache_dir_unless_no_cache(folders, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HAFM_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(["fit", str(folders[0]), str(folders[1]), "--no-cache"]) == 0
+    assert not (tmp_path / "cache" / "fit-pitch").exists()
+    assert main(["fit", str(folders[0]), str(folders[1])]) == 0
+    # one vocal reaches pitch tracking: sub/b's accompaniment is silent, c is unreadable
+    assert len(list((tmp_path / "cache" / "fit-pitch").rglob("*.pitch"))) == 1
+
+
 def test_bootstrap_ci_agrees_with_scipy():
     values = np.random.default_rng(1).gamma(2.0, 0.2, size=40)
     ours = bootstrap_mean_ci(values, n_resamples=20_000, seed=3)
