@@ -17,7 +17,7 @@ little-endian float32 [2, T]. Writes are atomic (temp file beside the target, `o
 concurrent workers that compute the same vocal each write a whole file and the last stays;
 a reader sees a whole file or none. An entry whose digest does not match its payload (a
 truncated or corrupt file, a disk error) is deleted with a warning and recomputed: a broken
-cache never fails a fit.
+cache never fails a fit, and neither does one that cannot be written.
 """
 
 from __future__ import annotations
@@ -85,9 +85,15 @@ class PitchCache:
         f0_hz, periodicity = np.frombuffer(payload, dtype="<f4").reshape(2, -1).astype(np.float32)
         return f0_hz, periodicity
 
-    def put(self, key: str, f0_hz: np.ndarray, periodicity: np.ndarray) -> Path:
+    def put(self, key: str, f0_hz: np.ndarray, periodicity: np.ndarray) -> Path | None:
+        """Store a pitch track; a cache that cannot be written (full disk, read-only folder) is
+        logged and skipped, never a failed fit. The path written, or None."""
         payload = np.stack([f0_hz, periodicity]).astype("<f4").tobytes()  # (2, T)
         path = self.path(key)
-        with atomic_output(path) as tmp:
-            tmp.write_bytes(hashlib.sha256(payload).digest() + payload)
+        try:
+            with atomic_output(path) as tmp:
+                tmp.write_bytes(hashlib.sha256(payload).digest() + payload)
+        except OSError as error:
+            log.warning("fit pitch cache: could not write %s (%s); the fit goes on without it", path, error)
+            return None
         return path

@@ -76,6 +76,17 @@ def test_a_corrupt_entry_is_recomputed_not_used(model, excerpts, tmp_path, caplo
     assert path.read_bytes() == data  # rewritten whole
 
 
+def test_a_cache_that_cannot_be_written_does_not_fail_the_fit(model, excerpts, tmp_path, caplog):
+    """A full disk or a read-only cache folder is logged; the fit gives what it gives uncached."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the cache's folders would go")
+    expected, _ = fit_counting_crepe(excerpts[:1], model, None)
+    with caplog.at_level(logging.WARNING, logger="hafm_core.fit.pitch_cache"):
+        results, frames = fit_counting_crepe(excerpts[:1], model, PitchCache(blocker / "fit-pitch"))
+    assert frames > 0 and results == expected
+    assert "could not write" in caplog.text
+
+
 def test_another_model_does_not_read_the_entry(model, excerpts, tmp_path):
     cache = PitchCache(tmp_path)
     fit_counting_crepe(excerpts[:1], model, cache)
