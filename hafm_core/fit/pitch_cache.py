@@ -76,6 +76,9 @@ class PitchCache:
             data = path.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as error:  # an unreadable cache folder: the fit goes on without it
+            log.warning("fit pitch cache: could not read %s (%s)", path, error)
+            return None
         digest, payload = data[:DIGEST_BYTES], data[DIGEST_BYTES:]
         if len(payload) == 0 or len(payload) % 8 or hashlib.sha256(payload).digest() != digest:
             log.warning("discarding corrupt fit pitch cache entry %s (%d bytes, digest mismatch); recomputing it",
