@@ -19,7 +19,9 @@ What each is meant to catch, validated by paired AUC (`hafm_core.fit.validation.
 without a silent gap), tempo drift, reversal and noise; harmony_score a transposition, noise
 and drums alone; fit_score all of these. A whole-beat shift is not meant to be caught by
 rhythm (the beat grid is kept), a transposition is not meant to move rhythm.
-`tempo_agreement` is reported but not weighted: tempo read from a vocal alone is unreliable.
+`tempo_agreement` is reported but not weighted: tempo read from a vocal alone is unreliable;
+`beat_f_measure` is reported but not weighted: it scored pink noise above the truth on the
+real stem (see `fit.rhythm`).
 """
 
 from __future__ import annotations
