@@ -47,6 +47,7 @@ DEFAULT_METRIC_ATTRIBUTES = {
     "rhythm_score": "rhythmic alignment",
     "beat_f_measure": "rhythmic alignment",
     "onset_xcorr_contrast": "rhythmic alignment",
+    "beat_phase_agreement": "rhythmic alignment",
     "tempo_agreement": "rhythmic alignment",
     "harmony_score": "harmonic compatibility",
     "chord_tone_ratio": "harmonic compatibility",

@@ -28,7 +28,7 @@ from hafm_core.spreadsheet import neutralise_cell
 RECORD_FORMAT = "hafm-benchmark-record/1"
 VERSIONED_PACKAGES = ("hafm-bench", "torch", "numpy", "scipy", "transformers", "librosa", "django", "celery")
 FIT_COLUMNS = ("status", "fit_score", "rhythm_score", "harmony_score", "beat_f_measure", "onset_xcorr_contrast",
-               "tempo_agreement", "chord_tone_ratio", "key_agreement", "harmony_status")
+               "beat_phase_agreement", "tempo_agreement", "chord_tone_ratio", "key_agreement", "harmony_status")
 
 
 def package_versions() -> dict[str, str | None]:

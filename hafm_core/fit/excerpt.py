@@ -10,7 +10,8 @@ per-excerpt onset envelopes (their dB floor couples the pair), beat tracking and
 batch, shared vocals included, gives each excerpt what it gets alone, up to float rounding.
 Scores (weights chosen a priori until listener ratings say otherwise):
 
-    rhythm_score  = 0.5 * beat_f_measure + 0.5 * clip(0.5 + 2 * onset_xcorr_contrast, 0, 1)  in [0, 1]
+    rhythm_score  = 0.5 * clip(0.5 + 2 * onset_xcorr_contrast, 0, 1)
+                  + 0.5 * (1 + beat_phase_agreement) / 2                              in [0, 1]
     harmony_score = 0.7 * chord_tone_ratio + 0.3 * key_agreement                          in [0, 1]
                     (0 when the accompaniment has no harmony: `harmony_status`)
     fit_score     = 0.5 * rhythm_score + 0.5 * harmony_score                              in [0, 1]
@@ -20,7 +21,9 @@ What each is meant to catch, validated by paired AUC (`hafm_core.fit.validation.
 without a silent gap), tempo drift, reversal and noise; harmony_score a transposition, noise
 and drums alone; fit_score all of these. A whole-beat shift is not meant to be caught by
 rhythm (the beat grid is kept), a transposition is not meant to move rhythm.
-`tempo_agreement` is reported but not weighted: tempo read from a vocal alone is unreliable.
+`tempo_agreement` is reported but not weighted: tempo read from a vocal alone is unreliable;
+`beat_f_measure` is reported but not weighted: it scored pink noise above the truth on the
+real stem (see `fit.rhythm`).
 """
 
 from __future__ import annotations
@@ -47,9 +50,10 @@ STATUSES = {
     "no_onsets_vocal": "the vocal has no onsets to align with the beats",
     "unreadable": "a file could not be read or decoded",
 }
-METRIC_NAMES = ("beat_f_measure", "onset_xcorr_contrast", "tempo_agreement", "chord_tone_ratio",
-                "key_agreement", "rhythm_score", "harmony_score", "fit_score")
-METRIC_RANGES = {name: (0.0, 1.0) for name in METRIC_NAMES} | {"onset_xcorr_contrast": (-1.0, 1.0)}
+METRIC_NAMES = ("beat_f_measure", "onset_xcorr_contrast", "beat_phase_agreement", "tempo_agreement",
+                "chord_tone_ratio", "key_agreement", "rhythm_score", "harmony_score", "fit_score")
+METRIC_RANGES = {name: (0.0, 1.0) for name in METRIC_NAMES} | {"onset_xcorr_contrast": (-1.0, 1.0),
+                                                               "beat_phase_agreement": (-1.0, 1.0)}
 HARMONY_STATUSES = {
     "ok": "the accompaniment has a harmonic part",
     "no_harmony": "the accompaniment's harmonic part is too weak or its chroma flat (drums, noise)",
@@ -73,7 +77,7 @@ class FitConfig:
     min_voiced_s: float = 0.5  # total voiced time below this is "unvoiced_vocal"
     min_accompaniment_onsets: int = 2  # attacks (see `rhythm.count_attacks`), away from edges
     pitch_batch_excerpts: int = 16  # distinct vocals per CREPE batch, accompaniments per STFT batch
-    rhythm_weights: tuple[float, float] = (0.5, 0.5)  # beat F-measure, xcorr contrast
+    rhythm_weights: tuple[float, float] = (0.5, 0.5)  # xcorr contrast, beat phase
     harmony_weights: tuple[float, float] = (0.7, 0.3)  # chord tones, key
     aspect_weights: tuple[float, float] = (0.5, 0.5)  # rhythm, harmony
 
@@ -102,6 +106,7 @@ class FitResult:
     duration_s: float | None = None
     beat_f_measure: float | None = None
     onset_xcorr_contrast: float | None = None
+    beat_phase_agreement: float | None = None
     tempo_agreement: float | None = None
     chord_tone_ratio: float | None = None
     key_agreement: float | None = None
@@ -225,6 +230,7 @@ def _measure(name: str, duration_s: float, f: _Features, config: FitConfig) -> F
     _, vocal_beats_s = rhythm.track_beats(f.vocal_envelope, f.weights, bpm=tempo_bpm)  # phase only
     beat_f = rhythm.beat_f_measure(beats_s, vocal_beats_s)
     contrast = rhythm.onset_xcorr_contrast(f.vocal_envelope, f.accompaniment_envelope, f.weights, 60.0 / tempo_bpm)
+    phase = rhythm.beat_phase_agreement(f.vocal_envelope, f.accompaniment_envelope, f.weights, 60.0 / tempo_bpm)
 
     classes = harmony.pitch_classes(f.f0_hz[voiced])
     vocal_key, vocal_confidence = harmony.estimate_key(harmony.vocal_pitch_profile(classes, f.periodicity[voiced]))
@@ -238,14 +244,14 @@ def _measure(name: str, duration_s: float, f: _Features, config: FitConfig) -> F
     else:
         chord_tones = key_agreement = 0.0
 
-    w_beats, w_xcorr = config.rhythm_weights
-    rhythm_score = w_beats * beat_f + w_xcorr * float(np.clip(0.5 + 2 * contrast, 0, 1))
+    w_xcorr, w_phase = config.rhythm_weights
+    rhythm_score = w_xcorr * float(np.clip(0.5 + 2 * contrast, 0, 1)) + w_phase * (1 + phase) / 2
     w_chord, w_key = config.harmony_weights
     harmony_score = w_chord * chord_tones + w_key * key_agreement
     w_rhythm, w_harmony = config.aspect_weights
     return FitResult(
         name, "ok", STATUSES["ok"], duration_s,
-        beat_f_measure=beat_f, onset_xcorr_contrast=contrast,
+        beat_f_measure=beat_f, onset_xcorr_contrast=contrast, beat_phase_agreement=phase,
         tempo_agreement=rhythm.tempo_agreement(vocal_tempo_bpm, tempo_bpm),
         chord_tone_ratio=chord_tones, key_agreement=key_agreement,
         rhythm_score=rhythm_score, harmony_score=harmony_score,

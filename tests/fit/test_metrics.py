@@ -34,6 +34,56 @@ def test_activity_weights_ignore_edges_and_the_attack_after_a_silence():
     assert np.all(np.diff(w_late[start:start + 3 * edge]) >= 0)  # tapered, no step
 
 
+def test_a_rest_shorter_than_min_silence_keeps_its_attacks():
+    frame_rate = rhythm.FRAME_RATE_HZ
+    n = int(4 * frame_rate)
+    steady = np.ones(n, np.float32)
+    hits = steady.copy()
+    rest = slice(int(1.5 * frame_rate), int((1.5 + 0.8 * rhythm.MIN_SILENCE_S) * frame_rate))
+    hits[rest] = 0.0  # quiet between two drum hits: the hit after it is music, not an edge
+    w = rhythm.activity_weights(steady, hits)
+    assert w[rest.stop] == 1.0 and w[rest].min() == 1.0
+    long = steady.copy()
+    long[int(1.0 * frame_rate):int((1.0 + 1.2 * rhythm.MIN_SILENCE_S) * frame_rate)] = 0.0
+    w_long = rhythm.activity_weights(steady, long)
+    assert w_long[int((1.0 + 1.2 * rhythm.MIN_SILENCE_S) * frame_rate)] == 0  # a silence: its end is an edge
+
+
+def test_beat_phase_agreement_follows_the_phase_of_the_beat():
+    frame_rate = rhythm.FRAME_RATE_HZ
+    n = int(6 * frame_rate)
+    beat_frames = 0.5 * frame_rate  # 120 BPM
+    t = np.arange(n)
+    rng = np.random.default_rng(1)
+
+    def pulses(shift_beats: float) -> np.ndarray:  # sharp onsets on every beat, some on the off-beat
+        phase = (t / beat_frames - shift_beats) % 1.0
+        return np.exp(-0.5 * (np.minimum(phase, 1 - phase) * beat_frames / 1.5) ** 2) \
+            + 0.3 * np.exp(-0.5 * ((phase - 0.5) * beat_frames / 1.5) ** 2)
+
+    weights = np.ones(n)
+    vocal = pulses(0.0)
+    assert rhythm.beat_phase_agreement(vocal, pulses(0.0), weights, 0.5) == pytest.approx(1.0)
+    assert rhythm.beat_phase_agreement(vocal, pulses(1.0), weights, 0.5) == pytest.approx(1.0, abs=1e-6)
+    assert rhythm.beat_phase_agreement(vocal, pulses(0.5), weights, 0.5) < 0
+    assert rhythm.beat_phase_agreement(vocal, pulses(1 / 3), weights, 0.5) < 0
+    # Double-tempo estimate: folded to the same beat, same verdicts.
+    assert rhythm.beat_phase_agreement(vocal, pulses(0.5), weights, 0.25) < 0
+    noise = rng.random(n)
+    assert abs(rhythm.beat_phase_agreement(vocal, noise, weights, 0.5)) < 0.5
+
+
+def test_beat_phase_agreement_equals_the_correlation_of_fft_harmonics():
+    # A 40-frame beat period (129 BPM folded to 64.6) divides 240 frames: harmonic k is FFT bin 6 k.
+    rng = np.random.default_rng(2)
+    vocal, accompaniment = rng.random(240), rng.random(240)
+    v, a = (np.fft.rfft(x - x.mean())[[6, 12, 18, 24]] for x in (vocal, accompaniment))
+    k = np.arange(1, 5)
+    reference = (np.real(v * np.conj(a)) / k).sum() / np.sqrt((np.abs(v) ** 2 / k).sum() * (np.abs(a) ** 2 / k).sum())
+    found = rhythm.beat_phase_agreement(vocal, accompaniment, np.ones(240), 20 / rhythm.FRAME_RATE_HZ)
+    assert found == pytest.approx(reference, abs=1e-9)
+
+
 def test_xcorr_contrast_is_high_at_zero_lag_and_near_zero_for_unrelated_envelopes():
     rng = np.random.default_rng(0)
     envelope = rng.random(800)
