@@ -23,10 +23,15 @@ Metrics (plain floats; `fit.excerpt` turns undefined cases into a status):
 - `beat_phase_agreement` in [-1, 1]: tempogram phase agreement. With P the accompaniment's
   beat period octave-folded into [60, 120) BPM, the weighted Fourier coefficients V_k,
   A_k of the two mean-removed onset envelopes at k / P (k = 1..`PHASE_HARMONICS`) give
-  sum_k Re(V_k conj(A_k)) / k / sqrt(sum_k |V_k|^2 / k * sum_k |A_k|^2 / k): the correlation
-  of the envelopes' beat-periodic parts. A shift of s beats turns harmonic k by 2 pi k s
-  (half a beat flips k = 1, a third turns k = 1, 2 by 120 deg); a whole beat keeps every
-  harmonic; it uses the whole window's periodicity rather than single onsets.
+  sum_k cos(arg V_k - arg A_k) / k / sum_k 1 / k: the agreement of the envelopes' phases at
+  the beat and its first harmonics, each harmonic counted by its place in the metre (1/k),
+  not by its power. A shift of s beats turns harmonic k by 2 pi k s (half a beat flips the
+  odd harmonics, a third turns k = 1, 2 by 120 deg); a whole beat keeps every harmonic; it
+  uses the whole window's periodicity rather than single onsets. Round 1 weighted the
+  harmonics by power (the correlation of the periodic parts): the eighth-note harmonic
+  (k = 2) holds most of the power of a vocal and an accompaniment and cannot see a half-beat
+  shift, so a half-beat shift kept 0.7-0.9 of the truth's agreement on the real windows
+  (paired AUC 0.86 by power, 1.00 by phase on the 7 real windows).
 - `beat_f_measure` in [0, 1] (reported, not weighted): the vocal's own beats, tracked at the
   accompaniment's tempo (phase only), against the accompaniment's beats: F-measure with the
   MIREX +-70 ms window (as `mir_eval.beat.f_measure`), on beats in weighted frames.
@@ -57,6 +62,9 @@ ACTIVITY_DB = 30.0  # a frame this far below the signal's loud level (95th pct R
 MIN_SILENCE_S = 1.0  # a shorter quiet stretch inside the excerpt is a rest, not a silence
 PHASE_HARMONICS = 4  # harmonics of the beat frequency in `beat_phase_agreement`
 PHASE_MIN_TEMPO_BPM = 60.0  # the beat period is octave-folded into [60, 120) BPM
+# A harmonic more than 20 dB below an envelope's strongest one has no phase worth comparing
+# (a pulse train at twice the folded tempo has none at the odd harmonics).
+PHASE_MIN_HARMONIC = 0.1
 # Onsets that count as attacks: relative to the excerpt's own strongest onsets, with a floor
 # that a steady tone's ripple does not reach.
 RELATIVE_ONSET_STRENGTH = 0.1  # of the 99th percentile of the envelope in active frames
@@ -215,8 +223,9 @@ def onset_xcorr_contrast(vocal_envelope: np.ndarray, accompaniment_envelope: np.
 
 def beat_phase_agreement(vocal_envelope: np.ndarray, accompaniment_envelope: np.ndarray,
                          weights: np.ndarray, beat_period_s: float) -> float:
-    """Correlation of the two envelopes' beat-periodic parts (see module docstring), in [-1, 1];
-    0 when either has no weighted variation."""
+    """Agreement of the two envelopes' phases at the beat's harmonics (see module docstring),
+    in [-1, 1]; a harmonic more than 20 dB below the strongest of either envelope
+    (`PHASE_MIN_HARMONIC`) is left out; 0 when no harmonic is left."""
     n = min(len(vocal_envelope), len(accompaniment_envelope), len(weights))
     w = weights[:n]
     if w.sum() <= 0:
@@ -229,10 +238,13 @@ def beat_phase_agreement(vocal_envelope: np.ndarray, accompaniment_envelope: np.
     for envelope in (vocal_envelope, accompaniment_envelope):
         x = envelope[:n].astype(np.float64)
         coefficients.append(basis @ (w * (x - (w * x).sum() / w.sum())))  # (K,)
-    v, a = coefficients
-    k_weights = 1.0 / harmonics
-    denominator = np.sqrt((k_weights * np.abs(v) ** 2).sum() * (k_weights * np.abs(a) ** 2).sum())
-    return 0.0 if denominator == 0 else float((k_weights * (v * a.conj()).real).sum() / denominator)
+    v, a = np.abs(coefficients[0]), np.abs(coefficients[1])
+    present = (v > PHASE_MIN_HARMONIC * v.max()) & (a > PHASE_MIN_HARMONIC * a.max())  # (K,)
+    if not present.any():  # no variation, or no harmonic strong in both envelopes
+        return 0.0
+    cross = coefficients[0] * coefficients[1].conj()  # (K,)
+    k_weights = 1.0 / harmonics[present]
+    return float((k_weights * np.cos(np.angle(cross[present]))).sum() / k_weights.sum())
 
 
 def tempo_agreement(tempo_a_bpm: float, tempo_b_bpm: float) -> float:

@@ -73,3 +73,30 @@ def test_embedding_shape_and_determinism(model, tones):
 def test_bad_shapes_are_rejected(model):
     with pytest.raises(ValueError, match=r"\[B, n_samples\]"):
         model.pitch(np.zeros(16_000, dtype=np.float32))
+
+
+def test_vocal_pitch_frames_and_chroma_frames_share_one_clock(model):
+    # A chord change (C major -> F# major, no common pitch class) and a sung note change
+    # (E -> A#) both at 2.00 s: CREPE's frame t (centred at t * hop) and the chroma's frame t
+    # (centred at t * 512 / 22050 s) must place them at the same time, else a late
+    # accompaniment would fit the vocal's chord tones better than the true one.
+    from hafm_core.audio import resample
+    from hafm_core.fit import harmony, rhythm
+
+    rate = rhythm.ANALYSIS_RATE_HZ
+    t = np.arange(4 * rate) / rate
+    first = t < 2.0
+
+    def chord(midis, on):
+        return sum(np.sin(2 * np.pi * midi_to_hz(m) * t) * on for m in midis)
+
+    accompaniment = 0.1 * (chord([48, 60, 64, 67], first) + chord([54, 66, 70, 73], ~first))
+    vocal = 0.3 * (chord([64], first) + chord([70], ~first))
+    stft = rhythm.spectrogram(accompaniment[None].astype(np.float32))
+    chroma = harmony.harmonic_chroma(stft, [len(t)])[0][0]  # (12, T) at 43 Hz
+    after = chroma[[6, 10, 1]].sum(axis=0) > chroma[[0, 4, 7]].sum(axis=0)
+    chroma_change_s = np.argmax(after) / rhythm.FRAME_RATE_HZ
+    f0_hz, _ = model.pitch(resample(vocal.astype(np.float32), rate, SAMPLE_RATE_HZ)[None], hop_samples=320)
+    vocal_change_s = np.argmax(harmony.pitch_classes(np.maximum(f0_hz[0], 1.0)) == 10) * 0.02
+    assert chroma_change_s == pytest.approx(2.0, abs=0.03)
+    assert vocal_change_s == pytest.approx(2.0, abs=0.03)

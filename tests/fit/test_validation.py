@@ -1,10 +1,12 @@
 """The fit metrics separate what a listener hears as wrong, on the real stem and synthetic songs.
 
-A small version of `benchmarks/fit_validation.py`: paired AUC (the true accompaniment scores
-higher than its manipulated copy) of each metric on the manipulations it claims to catch
-(`validation.CLAIMS` on synthetic songs, `validation.REAL_CLAIMS` on the real stem's 3 s
-windows), and edge and noise artefacts that must not reverse a verdict. Every excerpt of a
-group is measured in one `fit_excerpts` call (module-scoped fixtures).
+The same excerpts as `benchmarks/fit_validation.py` (the real stem's 7 windows of 3 s, 8
+synthetic songs of 6 s in four styles), so that these tests passing means the benchmark's
+claims hold: paired AUC (the true accompaniment scores higher than its manipulated copy) of
+each metric on every manipulation it claims to catch (`validation.CLAIMS`, on both sources),
+and edge and noise artefacts that must not reverse a verdict. Claims that still fail are
+xfails with their measured AUC. Every excerpt of a source is measured in one `fit_excerpts`
+call (module-scoped fixtures; about 90 s of setup on one core).
 """
 
 from __future__ import annotations
@@ -17,8 +19,31 @@ import pytest
 from hafm_core.fit import METRIC_NAMES, METRIC_RANGES, Excerpt, fit_excerpts
 from hafm_core.fit import validation as v
 
-REAL_STARTS_S = (0.6, 1.5, 2.4)
-SYNTHETIC_SEEDS = (2000, 2001)  # a pop and a ballad song (the benchmark runs all four styles)
+SYNTHETIC_SEEDS = range(1000, 1008)  # as the benchmark: two songs of each style
+# Claims that fail on the benchmark's excerpts (AUC < 0.8), measured on CPU, round 2 of issue 16.
+KNOWN_FAILURES = {
+    ("real", "rhythm_score", "tempo_drift"): 0.71,
+    ("real", "fit_score", "half_beat_late_gap"): 0.71,
+    ("real", "fit_score", "tempo_drift"): 0.71,
+    ("synthetic", "rhythm_score", "third_beat_late"): 0.75,
+    ("synthetic", "rhythm_score", "half_beat_late_gap"): 0.75,
+    ("synthetic", "rhythm_score", "half_beat_early"): 0.50,
+    ("synthetic", "fit_score", "third_beat_late"): 0.75,
+    ("synthetic", "fit_score", "half_beat_late_gap"): 0.75,
+    ("synthetic", "fit_score", "half_beat_early"): 0.50,
+}
+
+
+def claims() -> list:
+    params = []
+    for source in ("real", "synthetic"):
+        for metric, kinds in v.CLAIMS.items():
+            for kind in kinds:
+                known = KNOWN_FAILURES.get((source, metric, kind))
+                marks = [pytest.mark.xfail(reason=f"issue 16 item 1: AUC {known:.2f} in round 2", strict=False)] \
+                    if known is not None else []
+                params.append(pytest.param(source, metric, kind, marks=marks, id=f"{source}-{metric}-{kind}"))
+    return params
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +57,7 @@ def real(stempeg_sample_path):
     from hafm_core.audio import read_stems
 
     stems, rate = read_stems(stempeg_sample_path, sample_rate_hz=22_050)
-    cases = v.real_windows(stems, rate, tempo_bpm=117.0, starts_s=REAL_STARTS_S)
+    cases = v.real_windows(stems, rate, tempo_bpm=117.0)
     extra = []  # edge artefacts: a late start (silence, no shift) on each window
     for case in (c for c in cases if c.manipulation == "true"):
         late = case.excerpt.accompaniment.copy()
@@ -55,18 +80,14 @@ def test_true_and_manipulated_excerpts_are_measured_with_finite_metrics(syntheti
                 assert math.isfinite(getattr(result, name)) and low <= getattr(result, name) <= high
 
 
-@pytest.mark.parametrize("metric", ["rhythm_score", "harmony_score", "fit_score"])
-def test_synthetic_songs_each_metric_catches_what_it_claims(synthetic, metric):
-    table = v.auc_table(*synthetic, [metric])[metric]
-    failing = {kind: table[kind] for kind in v.CLAIMS[metric] if table[kind] < 0.8}
-    assert not failing, failing
+@pytest.fixture(scope="module")
+def tables(synthetic, real):
+    return {"synthetic": v.auc_table(*synthetic, list(v.CLAIMS)), "real": v.auc_table(*real, list(v.CLAIMS))}
 
 
-@pytest.mark.parametrize("metric", list(v.REAL_CLAIMS))
-def test_real_stem_each_metric_catches_what_it_claims(real, metric):
-    table = v.auc_table(*real, [metric])[metric]
-    failing = {kind: table[kind] for kind in v.REAL_CLAIMS[metric] if table[kind] < 0.8}
-    assert not failing, failing
+@pytest.mark.parametrize(("source", "metric", "kind"), claims())
+def test_each_metric_catches_what_it_claims(tables, source, metric, kind):
+    assert tables[source][metric][kind] >= 0.8
 
 
 def test_drums_alone_have_no_harmony(synthetic, real):
