@@ -23,7 +23,10 @@ and drums alone; fit_score all of these. A whole-beat shift is not meant to be c
 rhythm (the beat grid is kept), a transposition is not meant to move rhythm.
 `tempo_agreement` is reported but not weighted: tempo read from a vocal alone is unreliable;
 `beat_f_measure` is reported but not weighted: it scored pink noise above the truth on the
-real stem (see `fit.rhythm`).
+real stem (see `fit.rhythm`). Both rhythm parts are kept (round 2, per-component paired AUC
+on the 7 real windows and 8 synthetic songs): beat phase alone catches the real half-beat
+shifts (1.00, xcorr 0.29-0.57), the xcorr contrast alone catches noise on the real stem
+(1.00, phase 0.86) and a third-beat shift on the synthetic songs (0.88, phase 0.62).
 """
 
 from __future__ import annotations

@@ -111,7 +111,7 @@ def test_noise_never_scores_like_the_truth(synthetic, real):
             assert noise.rhythm_score < true.rhythm_score, source
 
 
-@pytest.mark.xfail(reason="issue 16 item 1 open: real window 0.6: a late start scores rhythm 0.55 against 0.77 for the "
+@pytest.mark.xfail(reason="issue 16 item 1 open (figures of round 1, 3 windows): real window 0.6: a late start scores rhythm 0.55 against 0.77 for the "
                           "truth (xcorr contrast 0.06 vs 0.17, beat phase -0.05 vs 0.43): the silenced 0.26 s and its "
                           "edge taper remove the window's first accompaniment beat and vocal onset (0.49-0.53 s); "
                           "windows 1.5 and 2.4 hold (0.91 vs 0.82, 0.88 vs 0.90), harmony holds on all three",
