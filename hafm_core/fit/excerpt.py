@@ -26,7 +26,9 @@ rhythm (the beat grid is kept), a transposition is not meant to move rhythm.
 real stem (see `fit.rhythm`). Both rhythm parts are kept (round 2, per-component paired AUC
 on the 7 real windows and 8 synthetic songs): beat phase alone catches the real half-beat
 shifts (1.00, xcorr 0.29-0.57), the xcorr contrast alone catches noise on the real stem
-(1.00, phase 0.86) and a third-beat shift on the synthetic songs (0.88, phase 0.62).
+(1.00, phase 0.86) and a third-beat shift on the synthetic songs (0.88, phase 0.62). Both
+read the full-band onset envelopes: low-band and multi-band accompaniment envelopes were
+tested in round 3 and kept out (see `fit.rhythm`).
 """
 
 from __future__ import annotations
