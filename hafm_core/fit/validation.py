@@ -16,7 +16,7 @@ others it should not punish (a full-beat shift keeps the beat; a transposition k
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -56,7 +56,17 @@ class Case:
 
     source: str  # "real:<start_s>" or "synthetic:<style>:<seed>"
     manipulation: str  # "true" or a key of MANIPULATIONS
-    excerpt: Excerpt
+    excerpt: Excerpt | None  # None once scored and dropped (`without_audio`)
+    song: str = ""  # the recording the window is cut from ("" = the source is its own song)
+
+    def without_audio(self) -> Case:
+        """The same labels without the audio: what a long validation keeps once a case is scored."""
+        return replace(self, excerpt=None)
+
+    @property
+    def cluster(self) -> str:
+        """The song: windows of one song are one cluster for the song bootstrap."""
+        return self.song or self.source
 
 
 def pink_noise(n: int, rms: float, seed: int) -> np.ndarray:
@@ -79,12 +89,11 @@ def _gap(samples: np.ndarray, gap_s: float, rate: int) -> np.ndarray:
 
 
 def real_windows(stems: dict[str, np.ndarray], rate: int, tempo_bpm: float, window_s: float = 3.0,
-                 starts_s: Sequence[float] = (0.6, 0.9, 1.2, 1.5, 1.8, 2.1, 2.4)) -> list[Case]:
+                 starts_s: Sequence[float] = (0.6, 0.9, 1.2, 1.5, 1.8, 2.1, 2.4), song: str = "real") -> list[Case]:
     """Cases from windows of a real multitrack (stems float32 [n] at `rate`); the song's
     tempo sets the shifts. Windows must leave one beat of audio before and after."""
     import librosa
 
-    vocal_full = stems["vocals"]
     acc_full = stems["drums"] + stems["bass"] + stems["other"]
     beat_s = 60.0 / tempo_bpm
     n = int(round(window_s * rate))
@@ -95,35 +104,54 @@ def real_windows(stems: dict[str, np.ndarray], rate: int, tempo_bpm: float, wind
         i = int(round(start_s * rate))
         if i - round(beat_s * rate) < 0 or i + n + round(beat_s * rate) > len(acc_full):
             raise ValueError(f"window at {start_s} s leaves no beat of audio around it")
-
-        def at(offset_s: float, full=acc_full, i=i) -> np.ndarray:
-            j = i - int(round(offset_s * rate))  # later accompaniment = earlier content
-            return full[j:j + n]
-
-        true = at(0)
-        stretched = librosa.effects.time_stretch(acc_full[i:], rate=1.08)[:n]
         other_i = 0 if start_s >= len(acc_full) / rate / 2 - window_s / 2 else len(acc_full) - n
-        manipulated = {
-            "true": true,
-            "third_beat_late": at(beat_s / 3),
-            "half_beat_late_gap": _gap(at(beat_s / 2), beat_s / 2, rate),
-            "half_beat_early": at(-beat_s / 2),
-            "beat_late": at(beat_s),
-            "beat_late_gap": _gap(at(beat_s), beat_s, rate),
-            "tempo_drift": np.pad(stretched, (0, n - len(stretched))),
-            "transpose_semitone": at(0, semitone),
-            "transpose_tritone": at(0, tritone),
-            "other_section": acc_full[other_i:other_i + n],
-            "reversed": true[::-1].copy(),
-            "pink_noise": pink_noise(n, _rms(true), seed=i),
-            "drums_only": stems["drums"][i:i + n],
-            "no_drums": (stems["bass"] + stems["other"])[i:i + n],
-        }
-        source = f"real:{start_s:g}"
-        vocal = vocal_full[i:i + n]
-        cases += [Case(source, kind, Excerpt(f"{source}/{kind}", vocal, np.asarray(acc, np.float32), rate))
-                  for kind, acc in manipulated.items()]
+        cases += window_cases(stems, rate, i, n, beat_s, semitone, tritone, acc_full[other_i:other_i + n],
+                              source=f"real:{start_s:g}", song=song, seed=i)
     return cases
+
+
+def window_cases(stems: dict[str, np.ndarray], rate: int, start: int, n: int, beat_s: float,
+                 semitone: np.ndarray, tritone: np.ndarray, other_section: np.ndarray, source: str,
+                 song: str, seed: int) -> list[Case]:
+    """The true and manipulated cases (`MANIPULATIONS`) of one window of a real multitrack.
+
+    stems: {vocals, drums, bass, other} float32 [m] at `rate` (a whole track or a region of
+    it); the window is samples [start, start + n) and needs one beat of audio on each side;
+    the tempo drift stretches the accompaniment from `start` to the end of `stems`, so they
+    must hold 1.08 n samples from `start`. semitone, tritone: the accompaniment of the same
+    samples pitch-shifted (float32 [m]); other_section: float32 [n] from another part of the
+    song; seed: the pink noise's.
+    """
+    import librosa
+
+    acc_full = stems["drums"] + stems["bass"] + stems["other"]
+    i = start
+
+    def at(offset_s: float, full=acc_full) -> np.ndarray:
+        j = i - int(round(offset_s * rate))  # later accompaniment = earlier content
+        return full[j:j + n]
+
+    true = at(0)
+    stretched = librosa.effects.time_stretch(acc_full[i:], rate=1.08)[:n]
+    manipulated = {
+        "true": true,
+        "third_beat_late": at(beat_s / 3),
+        "half_beat_late_gap": _gap(at(beat_s / 2), beat_s / 2, rate),
+        "half_beat_early": at(-beat_s / 2),
+        "beat_late": at(beat_s),
+        "beat_late_gap": _gap(at(beat_s), beat_s, rate),
+        "tempo_drift": np.pad(stretched, (0, n - len(stretched))),
+        "transpose_semitone": at(0, semitone),
+        "transpose_tritone": at(0, tritone),
+        "other_section": other_section,
+        "reversed": true[::-1].copy(),
+        "pink_noise": pink_noise(n, _rms(true), seed=seed),
+        "drums_only": stems["drums"][i:i + n],
+        "no_drums": (stems["bass"] + stems["other"])[i:i + n],
+    }
+    vocal = stems["vocals"][i:i + n]
+    return [Case(source, kind, Excerpt(f"{source}/{kind}", vocal, np.asarray(acc, np.float32), rate), song)
+            for kind, acc in manipulated.items()]
 
 
 def synthetic_songs(seeds: Iterable[int], styles: Sequence[str] = ("pop", "ballad", "funk", "shuffle"),
@@ -181,20 +209,102 @@ def score_of(result: FitResult, metric: str) -> float:
     return 0.0 if value is None else float(value)
 
 
+def _pairs(cases: Sequence[Case], results: Sequence[FitResult], metric: str, kind: str) -> tuple[list, list, list]:
+    """(true scores, manipulated scores, songs) of the sources that have both cases."""
+    by_key = {(c.source, c.manipulation): r for c, r in zip(cases, results)}
+    song = {c.source: c.cluster for c in cases}
+    sources = sorted(s for s in song if (s, kind) in by_key and (s, "true") in by_key)
+    return ([score_of(by_key[s, "true"], metric) for s in sources],
+            [score_of(by_key[s, kind], metric) for s in sources], [song[s] for s in sources])
+
+
 def auc_table(cases: Sequence[Case], results: Sequence[FitResult], metrics: Sequence[str]) -> dict:
     """{metric: {manipulation: paired AUC}} over the sources that have both cases."""
-    by_key = {(c.source, c.manipulation): r for c, r in zip(cases, results)}
-    sources = sorted({c.source for c in cases})
     table: dict[str, dict[str, float]] = {}
     for metric in metrics:
         row = {}
         for kind in MANIPULATIONS:
-            pairs = [(score_of(by_key[s, "true"], metric), score_of(by_key[s, kind], metric))
-                     for s in sources if (s, kind) in by_key and (s, "true") in by_key]
-            if pairs:
-                row[kind] = paired_auc(*np.array(pairs).T)
+            true, other, _ = _pairs(cases, results, metric, kind)
+            if true:
+                row[kind] = paired_auc(true, other)
         table[metric] = row
     return table
+
+
+@dataclass(frozen=True)
+class AucInterval:
+    """A paired AUC with its song-bootstrap interval (None with a single song)."""
+
+    auc: float
+    songs: int
+    windows: int
+    low: float | None = None
+    high: float | None = None
+
+    def __str__(self) -> str:
+        if self.low is None:
+            return f"AUC {self.auc:.2f} ({self.songs} song: no interval)"
+        return f"AUC {self.auc:.2f} [{self.low:.2f}, {self.high:.2f}] ({self.songs} songs, {self.windows} windows)"
+
+
+def song_bootstrap(true_scores: Sequence[float], other_scores: Sequence[float], songs: Sequence[str],
+                   n_resamples: int = 10_000, seed: int = 0) -> np.ndarray:
+    """Paired AUCs of song-resampled sets: float64 [n_resamples].
+
+    Windows of one song are not independent (same voice, mix, tempo), so the songs are
+    the resampling unit (a cluster bootstrap: Davison & Hinkley, 1997, section 3.8): each
+    resample draws as many songs as there are, with replacement, and its AUC is the share of
+    wins (ties 1/2, as `paired_auc`) over all the windows of the drawn songs, a song drawn
+    twice counting twice. true_scores, other_scores, songs: [w], one per window pair.
+    """
+    t = np.asarray(true_scores, dtype=np.float64)
+    o = np.asarray(other_scores, dtype=np.float64)
+    wins = np.where(t > o, 1.0, np.where(t < o, 0.0, 0.5))
+    _, song_index = np.unique(np.asarray(songs), return_inverse=True)
+    wins_per_song = np.bincount(song_index, weights=wins)  # [S]
+    windows_per_song = np.bincount(song_index).astype(np.float64)  # [S]
+    n_songs = len(windows_per_song)
+    draws = np.random.default_rng(seed).multinomial(n_songs, np.full(n_songs, 1.0 / n_songs), size=n_resamples)
+    return (draws @ wins_per_song) / (draws @ windows_per_song)  # [n_resamples]
+
+
+def song_auc_interval(true_scores: Sequence[float], other_scores: Sequence[float], songs: Sequence[str],
+                      level: float = 0.95, n_resamples: int = 10_000, seed: int = 0) -> AucInterval:
+    """Paired AUC with the percentile interval of `song_bootstrap` (no interval for one song)."""
+    auc = paired_auc(true_scores, other_scores)
+    n_songs = len(set(songs))
+    if n_songs < 2:
+        return AucInterval(auc, n_songs, len(songs))
+    boot = song_bootstrap(true_scores, other_scores, songs, n_resamples, seed)
+    low, high = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
+    return AucInterval(auc, n_songs, len(songs), float(low), float(high))
+
+
+def auc_intervals(cases: Sequence[Case], results: Sequence[FitResult], metrics: Sequence[str]) -> dict:
+    """{metric: {manipulation: AucInterval}}: `auc_table` with song-bootstrap intervals."""
+    table: dict[str, dict[str, AucInterval]] = {}
+    for metric in metrics:
+        row = {}
+        for kind in MANIPULATIONS:
+            true, other, songs = _pairs(cases, results, metric, kind)
+            if true:
+                row[kind] = song_auc_interval(true, other, songs)
+        table[metric] = row
+    return table
+
+
+def format_intervals(intervals: dict, title: str) -> str:
+    """The intervals of `auc_intervals` as a table (cells "low-high"), or one line for one song."""
+    first = next(iter(next(iter(intervals.values())).values()))
+    if first.low is None:
+        return f"{title}: {first.windows} windows of 1 song: no interval"
+    kinds = list(next(iter(intervals.values())).keys())
+    width = max(len(m) for m in intervals) + 2
+    lines = [f"{title}: 95% song-bootstrap interval ({first.songs} songs, {first.windows} windows)",
+             " " * width + " ".join(f"{k[:10]:>10}" for k in kinds)]
+    for metric, row in intervals.items():
+        lines.append(f"{metric:<{width}}" + " ".join(f"{row[k].low:.2f}-{row[k].high:.2f}".rjust(10) for k in kinds))
+    return "\n".join(lines)
 
 
 def format_table(table: dict, title: str) -> str:
