@@ -1,8 +1,9 @@
 """Validation of the fit metrics: manipulations a listener hears as wrong, paired AUC per metric.
 
-Two sources of (vocal, true accompaniment) pairs:
+Sources of (vocal, true accompaniment) pairs:
 - `real_windows`: windows of the real MUSDB18 stem that ships with stempeg (6 s of a
-  song; its stems vocals, drums, bass, other); manipulations are applied to the audio;
+  song; its stems vocals, drums, bass, other); manipulations are applied to the audio
+  (`window_cases`, shared with whole MUSDB18 tracks: `hafm_core.fit.track_windows`);
 - `synthetic_songs`: `hafm_core.fit.songs` in several styles; manipulations re-render the
   accompaniment with one parameter changed, the vocal untouched.
 
@@ -11,6 +12,8 @@ metric and a manipulation, the paired AUC is the share of excerpts whose true ac
 scores higher than its manipulated one (ties count one half): 1 = always told apart, 0.5 =
 chance. `CLAIMS` lists which manipulations each metric is meant to catch (AUC >= 0.8); the
 others it should not punish (a full-beat shift keeps the beat; a transposition keeps the rhythm).
+Windows of one song are one cluster: `song_auc_interval` gives the AUC a 95% interval from a
+bootstrap over songs (`song_bootstrap`), none for a single song.
 """
 
 from __future__ import annotations
