@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hafm_core.fit.validation import Case, window_cases
+from hafm_core.fit.validation import Case, rms, window_cases
 
 TEMPO_RANGE_BPM = (70.0, 140.0)  # [low, high): folded tempo
 VOCAL_SILENT_DB = -20.0  # vocal RMS at or below the accompaniment's RMS + this: no sung vocal
@@ -64,13 +64,9 @@ def accompaniment_tempo(accompaniment: np.ndarray, rate: int) -> float:
     return float(np.atleast_1d(tempo)[0])
 
 
-def _rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
-
-
 def vocal_active(vocal: np.ndarray, accompaniment: np.ndarray) -> bool:
     """False when the vocal's RMS is `VOCAL_SILENT_DB` or more below the accompaniment's."""
-    return _rms(vocal) > _rms(accompaniment) * 10 ** (VOCAL_SILENT_DB / 20)
+    return rms(vocal) > rms(accompaniment) * 10 ** (VOCAL_SILENT_DB / 20)
 
 
 def track_windows(stems: dict[str, np.ndarray], rate: int, name: str, windows: int,

@@ -81,7 +81,8 @@ def pink_noise(n: int, rms: float, seed: int) -> np.ndarray:
     return (noise * rms / np.sqrt(np.mean(noise**2))).astype(np.float32)
 
 
-def _rms(x: np.ndarray) -> float:
+def rms(x: np.ndarray) -> float:
+    """Root mean square of float [n], in float64."""
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
 
 
@@ -148,7 +149,7 @@ def window_cases(stems: dict[str, np.ndarray], rate: int, start: int, n: int, be
         "transpose_tritone": at(0, tritone),
         "other_section": other_section,
         "reversed": true[::-1].copy(),
-        "pink_noise": pink_noise(n, _rms(true), seed=seed),
+        "pink_noise": pink_noise(n, rms(true), seed=seed),
         "drums_only": stems["drums"][i:i + n],
         "no_drums": (stems["bass"] + stems["other"])[i:i + n],
     }
@@ -188,7 +189,7 @@ def synthetic_songs(seeds: Iterable[int], styles: Sequence[str] = ("pop", "balla
             "transpose_tritone": acc(transpose=6),
             "other_section": acc(section_bars=4),
             "reversed": true[::-1].copy(),
-            "pink_noise": pink_noise(len(true), _rms(true), seed=seed),
+            "pink_noise": pink_noise(len(true), rms(true), seed=seed),
             "drums_only": stems["drums"],
             "no_drums": stems["bass"] + stems["other"],
         }
@@ -198,12 +199,16 @@ def synthetic_songs(seeds: Iterable[int], styles: Sequence[str] = ("pop", "balla
     return cases
 
 
-def paired_auc(true_scores: np.ndarray, other_scores: np.ndarray) -> float:
-    """Share of pairs (same source) where the truth scores higher; ties and failures count 1/2."""
+def _wins(true_scores: Sequence[float], other_scores: Sequence[float]) -> np.ndarray:
+    """float64 [w]: 1 where the truth scores higher, 0 where lower, 1/2 for a tie."""
     t = np.asarray(true_scores, dtype=np.float64)
     o = np.asarray(other_scores, dtype=np.float64)
-    wins = np.where(t > o, 1.0, np.where(t < o, 0.0, 0.5))
-    return float(wins.mean())
+    return np.where(t > o, 1.0, np.where(t < o, 0.0, 0.5))
+
+
+def paired_auc(true_scores: np.ndarray, other_scores: np.ndarray) -> float:
+    """Share of pairs (same source) where the truth scores higher; ties and failures count 1/2."""
+    return float(_wins(true_scores, other_scores).mean())
 
 
 def score_of(result: FitResult, metric: str) -> float:
@@ -212,26 +217,26 @@ def score_of(result: FitResult, metric: str) -> float:
     return 0.0 if value is None else float(value)
 
 
-def _pairs(cases: Sequence[Case], results: Sequence[FitResult], metric: str, kind: str) -> tuple[list, list, list]:
-    """(true scores, manipulated scores, songs) of the sources that have both cases."""
+def _per_claim(cases: Sequence[Case], results: Sequence[FitResult], metrics: Sequence[str], measure) -> dict:
+    """{metric: {manipulation: measure(true scores, manipulated scores, songs)}}, over the
+    sources that have both cases (manipulations no source has are left out)."""
     by_key = {(c.source, c.manipulation): r for c, r in zip(cases, results)}
     song = {c.source: c.cluster for c in cases}
-    sources = sorted(s for s in song if (s, kind) in by_key and (s, "true") in by_key)
-    return ([score_of(by_key[s, "true"], metric) for s in sources],
-            [score_of(by_key[s, kind], metric) for s in sources], [song[s] for s in sources])
+    table: dict[str, dict] = {}
+    for metric in metrics:
+        row = {}
+        for kind in MANIPULATIONS:
+            sources = sorted(s for s in song if (s, kind) in by_key and (s, "true") in by_key)
+            if sources:
+                row[kind] = measure([score_of(by_key[s, "true"], metric) for s in sources],
+                                    [score_of(by_key[s, kind], metric) for s in sources], [song[s] for s in sources])
+        table[metric] = row
+    return table
 
 
 def auc_table(cases: Sequence[Case], results: Sequence[FitResult], metrics: Sequence[str]) -> dict:
     """{metric: {manipulation: paired AUC}} over the sources that have both cases."""
-    table: dict[str, dict[str, float]] = {}
-    for metric in metrics:
-        row = {}
-        for kind in MANIPULATIONS:
-            true, other, _ = _pairs(cases, results, metric, kind)
-            if true:
-                row[kind] = paired_auc(true, other)
-        table[metric] = row
-    return table
+    return _per_claim(cases, results, metrics, lambda true, other, _: paired_auc(true, other))
 
 
 @dataclass(frozen=True)
@@ -260,9 +265,7 @@ def song_bootstrap(true_scores: Sequence[float], other_scores: Sequence[float], 
     wins (ties 1/2, as `paired_auc`) over all the windows of the drawn songs, a song drawn
     twice counting twice. true_scores, other_scores, songs: [w], one per window pair.
     """
-    t = np.asarray(true_scores, dtype=np.float64)
-    o = np.asarray(other_scores, dtype=np.float64)
-    wins = np.where(t > o, 1.0, np.where(t < o, 0.0, 0.5))
+    wins = _wins(true_scores, other_scores)
     _, song_index = np.unique(np.asarray(songs), return_inverse=True)
     wins_per_song = np.bincount(song_index, weights=wins)  # [S]
     windows_per_song = np.bincount(song_index).astype(np.float64)  # [S]
@@ -285,15 +288,7 @@ def song_auc_interval(true_scores: Sequence[float], other_scores: Sequence[float
 
 def auc_intervals(cases: Sequence[Case], results: Sequence[FitResult], metrics: Sequence[str]) -> dict:
     """{metric: {manipulation: AucInterval}}: `auc_table` with song-bootstrap intervals."""
-    table: dict[str, dict[str, AucInterval]] = {}
-    for metric in metrics:
-        row = {}
-        for kind in MANIPULATIONS:
-            true, other, songs = _pairs(cases, results, metric, kind)
-            if true:
-                row[kind] = song_auc_interval(true, other, songs)
-        table[metric] = row
-    return table
+    return _per_claim(cases, results, metrics, song_auc_interval)
 
 
 def format_intervals(intervals: dict, title: str) -> str:
