@@ -159,3 +159,41 @@ def test_pitch_classes_and_chord_tone_ratio():
     times_s = np.array([0.1, 0.2, 1.5, 1.6])  # frames 4, 9, 65, 69
     classes = np.array([4, 2, 9, 0])  # in C, not in C, in Dm, not in Dm
     assert harmony.chord_tone_ratio(classes, times_s, chroma) == pytest.approx(0.5)
+
+
+def test_durational_accent_tells_a_half_beat_shift_that_onset_counts_cannot():
+    # A sung bar of long notes on beats 1 and 3 and short ones half a beat before beats 3 and 1
+    # (onsets at 0, 1.5, 2, 3.5 beats; all notes equally loud, each ending 60 ms before the next
+    # onset, so every onset has the same flux): as many onsets off the beat as on it, so the
+    # onset envelope has no beat-level component, and clicks on the beat or half a beat off
+    # meet the same number of onsets. The long notes mark the beat (durational
+    # accent); weighted by their inter-onset intervals the vocal tells the two apart.
+    rate = rhythm.ANALYSIS_RATE_HZ
+    beat_s, n = 0.5, int(6 * rate)
+    rng = np.random.default_rng(3)
+    vocal = np.zeros(n)
+    for bar in range(3):
+        for start, length in ((0, 1.5), (1.5, 0.5), (2, 1.5), (3.5, 0.5)):
+            i, m = int((4 * bar + start) * beat_s * rate), int((length * beat_s - 0.06) * rate)
+            tone = np.sin(2 * np.pi * 330 * np.arange(m) / rate) + 0.5 * np.sin(2 * np.pi * 660 * np.arange(m) / rate)
+            vocal[i:i + m] += 0.2 * tone * np.minimum(1, np.arange(m) / (0.01 * rate))[:m]
+
+    def clicks(shift_beats: float) -> np.ndarray:
+        out = 0.01 * rng.standard_normal(n)  # a quiet floor: the accompaniment is never silent
+        for beat in np.arange(shift_beats, 12, 1.0):
+            i = int(beat * beat_s * rate)
+            out[i:i + 400] += 0.5 * rng.standard_normal(400) * np.exp(-np.arange(400) / 80)
+        return out
+
+    verdicts = {}
+    for shift in (0.0, 0.5):
+        pair = np.stack([vocal, clicks(shift)]).astype(np.float32)
+        envelopes = rhythm.onset_envelopes(rhythm.log_mel(rhythm.spectrogram(pair)))  # (2, T)
+        rms = rhythm.frame_rms(pair)  # (2, T)
+        weights = rhythm.activity_weights(rms[0], rms[1])
+        accent = rhythm.vocal_accent_envelope(envelopes[0], weights, beat_s)
+        verdicts[shift] = (rhythm.beat_phase_agreement(envelopes[0], envelopes[1], weights, beat_s),
+                           rhythm.beat_phase_agreement(accent, envelopes[1], weights, beat_s))
+    (flux_true, accent_true), (flux_shifted, accent_shifted) = verdicts[0.0], verdicts[0.5]
+    assert abs(flux_true - flux_shifted) < 0.2  # onset counts: no verdict
+    assert accent_true > 0.2 and accent_shifted < 0  # durational accent: the beat
