@@ -30,6 +30,30 @@ Metrics (meant to catch transpositions, noise and drums alone):
   0.2 parallel major/minor, 0 otherwise. Its confidence (`key_confidence`) is reported: the
   smaller of the two sides' margins between the best and second-best key correlation; short
   excerpts often have a near tie, and then the agreement is a coin toss.
+
+Known limitation, round 5 of issue 16 (`benchmarks/results/fit_validation_cpu.txt`):
+`chord_tone_ratio` scores an accompaniment shifted later above the true one (paired AUC
+0.00-0.07 on the real windows' late shifts, 0.25 on the synthetic sub-beat late shifts). It
+is not a defect of the analysis: (a) no clock offset: a vocal and a chord that change at a
+known instant change within one frame of it on both sides (CREPE's first new-note frame at
+the instant, the chroma's crossing within 13 ms; `test_the_chroma_changes_chord_when_the_audio_does`);
+(b, c, d) the constant-Q filters (1.6 s long at C1), the HPSS time median and the 0.25 s
+smoothing are centred, and smear a change the same way both sides (with a bass note under
+the chord the crossing lands 70 ms early, not late). The lag curve (the accompaniment's
+chroma shifted against the vocal's pitch frames by -1..+1 beat) rises towards +0.5..+1 beat
+on the real stem and on 6 of the 8 synthetic songs (e) with every variant tried (`benchmarks/fit_harmony_lag.py`): drums
+removed (the real stem's rise is steeper without them), each note scored on the mean chroma
+over its span, 1 s pooling, both sides rounded to the accompaniment's own tuning (the
+stempeg recording and its singer sit a quarter tone below A440, so both flicker between
+neighbouring pitch classes at A440). On the real stem the singer holds the phrase's notes
+past the chord change (G/Ab sung until 3.5 s over the B chord from 2.7 s); on the synthetic
+songs the chroma of a chord weakens between its stabs (a ballad holding E major for two
+bars has D, Eb, F among its 4 strongest classes before each re-attack), and the shift moves
+the weak stretch against the vocal's notes. Only pooling over the whole excerpt flattens the
+synthetic curves (ties), and the real stem still rises (content entering and leaving the
+window). So the time-local measure inherits the asymmetry of the music; making it
+shift-neutral means changing what it measures (chord tones -> pitch-class set of the
+excerpt), left open.
 """
 
 from __future__ import annotations
