@@ -134,3 +134,14 @@ def test_transposition_does_not_move_rhythm(synthetic):
     for source in {c.source for c in synthetic[0]}:
         true, tritone = found[source, "true"], found[source, "transpose_tritone"]
         assert abs(true.rhythm_score - tritone.rhythm_score) <= 0.15, source
+
+
+@pytest.mark.xfail(reason="issue 16 round 5 (benchmarks/fit_harmony_lag.py): chord_tone_ratio fits a later "
+                          "accompaniment better (real third_beat_late 0.07, beat_late 0.00; synthetic 0.25, 0.69): "
+                          "no clock offset, the music (held notes, chords weakening between stabs); left open",
+                   strict=False)
+@pytest.mark.parametrize("source", ["real", "synthetic"])
+def test_harmony_does_not_prefer_a_later_accompaniment(tables, source):
+    # Harmony is not meant to catch a shift (validation.NOT_PUNISHED), but must not reward it.
+    for kind in ("third_beat_late", "half_beat_late_gap", "beat_late"):
+        assert tables[source]["harmony_score"][kind] >= 0.5, (kind, tables[source]["harmony_score"][kind])
