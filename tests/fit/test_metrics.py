@@ -159,6 +159,10 @@ def test_pitch_classes_and_chord_tone_ratio():
     times_s = np.array([0.1, 0.2, 1.5, 1.6])  # frames 4, 9, 65, 69
     classes = np.array([4, 2, 9, 0])  # in C, not in C, in Dm, not in Dm
     assert harmony.chord_tone_ratio(classes, times_s, chroma) == pytest.approx(0.5)
+    # Counted by loudness: the quiet frames (a note's tail over the next chord) weigh less.
+    rms = np.array([1.0, 0.1, 1.0, 0.1])
+    assert harmony.chord_tone_ratio(classes, times_s, chroma, rms) == pytest.approx(2.0 / 2.2)
+    assert harmony.chord_tone_ratio(classes, times_s, chroma, np.zeros(4)) == pytest.approx(0.5)  # no loudness: frames
 
 
 def _chord_change_at(change_s: float, duration_s: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
