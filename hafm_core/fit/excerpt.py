@@ -187,6 +187,7 @@ class _Features:
     vocal_envelope: np.ndarray  # float32 [T]
     accompaniment_envelope: np.ndarray  # float32 [T]
     weights: np.ndarray  # float64 [T], `rhythm.activity_weights`
+    vocal_rms: np.ndarray  # float32 [T], the vocal's frame RMS
     chroma: np.ndarray  # float32 [12, T]
     harmonic_share: float
     chroma_peakiness: float
@@ -213,7 +214,7 @@ def _analyse_accompaniments(accompaniments: list[np.ndarray], rates: list[int],
     for i, (x, vocal) in enumerate(zip(samples, vocals)):
         t = 1 + len(x) // rhythm.HOP_SAMPLES
         envelopes = rhythm.onset_envelopes(np.stack([vocal.log_mel, log_mel[i, :, :t]]))  # (2, T)
-        features.append(_Features(envelopes[0], envelopes[1], rhythm.activity_weights(vocal.rms, rms[i, :t]),
+        features.append(_Features(envelopes[0], envelopes[1], rhythm.activity_weights(vocal.rms, rms[i, :t]), vocal.rms,
                                   *chromas[i], vocal.f0_hz, vocal.periodicity))
     return features
 
@@ -250,7 +251,8 @@ def _measure(name: str, duration_s: float, f: _Features, config: FitConfig) -> F
                    and f.chroma_peakiness >= harmony.MIN_CHROMA_PEAKINESS)
     if has_harmony:
         times_s = np.flatnonzero(voiced) * config.pitch_hop_s
-        chord_tones = harmony.chord_tone_ratio(classes, times_s, f.chroma)
+        loudness = np.interp(times_s, np.arange(len(f.vocal_rms)) / rhythm.FRAME_RATE_HZ, f.vocal_rms)  # (N,)
+        chord_tones = harmony.chord_tone_ratio(classes, times_s, f.chroma, loudness)
         key_agreement = harmony.mirex_key_score(vocal_key, backing_key)
     else:
         chord_tones = key_agreement = 0.0

@@ -159,6 +159,40 @@ def test_pitch_classes_and_chord_tone_ratio():
     times_s = np.array([0.1, 0.2, 1.5, 1.6])  # frames 4, 9, 65, 69
     classes = np.array([4, 2, 9, 0])  # in C, not in C, in Dm, not in Dm
     assert harmony.chord_tone_ratio(classes, times_s, chroma) == pytest.approx(0.5)
+    # Counted by loudness: the quiet frames (a note's tail over the next chord) weigh less.
+    rms = np.array([1.0, 0.1, 1.0, 0.1])
+    assert harmony.chord_tone_ratio(classes, times_s, chroma, rms) == pytest.approx(2.0 / 2.2)
+    assert harmony.chord_tone_ratio(classes, times_s, chroma, np.zeros(4)) == pytest.approx(0.5)  # no loudness: frames
+
+
+def _chord_change_at(change_s: float, duration_s: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
+    """A sustained C major chord that becomes F major at change_s (pure tones, mid register),
+    float32 [n] at `rhythm.ANALYSIS_RATE_HZ`, and the time of each sample, float64 [n]."""
+    t = np.arange(int(duration_s * rhythm.ANALYSIS_RATE_HZ)) / rhythm.ANALYSIS_RATE_HZ
+    tones = lambda midis: sum(np.sin(2 * np.pi * 440.0 * 2 ** ((m - 69) / 12) * t) for m in midis)  # noqa: E731
+    return (0.1 * np.where(t < change_s, tones([60, 64, 67]), tones([65, 69, 72]))).astype(np.float32), t
+
+
+def test_the_chroma_changes_chord_when_the_audio_does():
+    # Round 5 of issue 16: chord_tone_ratio preferred accompaniments shifted later. A clock
+    # offset between the chroma frames and the vocal's pitch frames would do that; this pins
+    # the chroma's clock (HPSS, constant-Q, smoothing): a chord change at a known instant
+    # lands there, and a vocal that changes note with it is fitted best at zero lag, a
+    # shift either way costing the same.
+    change_s = 2.0
+    chord, _ = _chord_change_at(change_s)
+    chroma = harmony.harmonic_chroma(rhythm.spectrogram(chord[None]), [len(chord)])[0][0]  # (12, T)
+    e_minus_f = chroma[4] - chroma[5]  # E only in C major, F only in F major
+    i = int(np.flatnonzero((e_minus_f[:-1] > 0) & (e_minus_f[1:] <= 0))[0])
+    crossing_s = (i + e_minus_f[i] / (e_minus_f[i] - e_minus_f[i + 1])) / rhythm.FRAME_RATE_HZ
+    assert abs(crossing_s - change_s) < 1.5 / rhythm.FRAME_RATE_HZ, crossing_s
+
+    times_s = np.arange(0.5, 3.5, 0.02)  # the vocal at the pitch hop: E4 before the change, F4 after
+    classes = np.where(times_s < change_s, 4, 5)
+    ratio = {lag: harmony.chord_tone_ratio(classes, times_s - lag, chroma) for lag in (-0.3, -0.15, 0.0, 0.15, 0.3)}
+    assert ratio[0.0] == max(ratio.values()) == 1.0, ratio
+    for lag in (0.15, 0.3):
+        assert ratio[lag] < 1.0 and abs(ratio[lag] - ratio[-lag]) <= 0.02, ratio
 
 
 def test_durational_accent_tells_a_half_beat_shift_that_onset_counts_cannot():
