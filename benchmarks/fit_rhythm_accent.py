@@ -29,7 +29,14 @@ by their inter-onset interval) and from the envelopes, as |c_1| / |c_2| and the 
 relative to the song's beat grid (0 deg: on the beat); the accompaniment's too; which claims
 each song loses with the flux vocal envelope and with the durational accent.
 
-    python benchmarks/fit_rhythm_accent.py [--songs 8] [--diagnose]
+Round 6 (`--metre`): the accompaniment's side of the beat phase as its metre, against the vocal's
+durational accent (the round-5 beat phase): (a) a pulse train at its tracked beats
+(`beat_pulses`), (b) the same pulses weighted by its flux envelope at each beat
+(`weighted_beat_pulses`); and per window the tracked tempo and the tracked beats' phase against
+the known grid (the real stem: the tracker on the whole 6 s accompaniment at 117 BPM; the
+synthetic songs: the generator's), for the truth and both half-beat shifts.
+
+    python benchmarks/fit_rhythm_accent.py [--songs 8] [--diagnose | --metre]
 
 No CREPE: log-mel and RMS of the excerpts of `benchmarks/fit_validation.py` (about 2-3 min on one core).
 """
@@ -138,6 +145,34 @@ def local_components(f: dict, aggregate: str) -> tuple[float, float]:
         i = int(np.argmin([rhythm_score(c, p) for c, p in zip(contrast, phase)]))
         return float(contrast[i]), float(phase[i])
     return float(np.quantile(contrast, 0.25)), float(np.quantile(phase, 0.25))
+
+
+def weighted_beat_pulses(f: dict) -> np.ndarray:
+    """`beat_pulses`, each pulse weighted by the accompaniment's flux envelope at its beat, float64 [T]."""
+    from scipy.ndimage import gaussian_filter1d
+
+    from hafm_core.fit import rhythm
+
+    _, beats_s = rhythm.track_beats(f["accompaniment"], f["weights"])
+    pulses = np.zeros(len(f["weights"]))
+    frames = np.minimum(np.round(beats_s * rhythm.FRAME_RATE_HZ).astype(int), len(pulses) - 1)
+    pulses[frames] = f["accompaniment"][frames]
+    return gaussian_filter1d(pulses, rhythm.ACCENT_PULSE_FRAMES)
+
+
+def metre_scores(f: dict) -> dict[str, float]:
+    """{variant: rhythm score} of one excerpt, round 6: the accompaniment's side of the beat phase."""
+    from hafm_core.fit import rhythm
+
+    period = 60.0 / f["bpm"]
+    contrast = rhythm.onset_xcorr_contrast(f["vocal"], f["accompaniment"], f["weights"], period)
+    accent = accent_envelope(f, "ioi")
+    out = {}
+    for name, accompaniment in (("accent vs flux envelope (round 5)", f["accompaniment"]),
+                                ("(a) accent vs tracked beats", beat_pulses(f)),
+                                ("(b) accent vs tracked beats x envelope", weighted_beat_pulses(f))):
+        out[name] = rhythm_score(contrast, rhythm.beat_phase_agreement(accent, accompaniment, f["weights"], period))
+    return out
 
 
 def variant_scores(f: dict) -> dict[str, float]:
@@ -258,10 +293,64 @@ def diagnose(found: dict, scores: dict, n_songs: int) -> None:
               f"| {lost[0]:<34} | {lost[1]}")
 
 
+def grid_offset_s(beats_s: np.ndarray, beat_s: float) -> float:
+    """The circular mean of beat times modulo the beat period: where a grid of period beat_s sits, in seconds."""
+    return float(np.angle(np.mean(np.exp(2j * np.pi * beats_s / beat_s))) / (2 * np.pi) * beat_s % beat_s)
+
+
+def song_grid_s(stems: dict, rate: int, tempo_bpm: float) -> float:
+    """Where the real stem's beat grid sits (s, modulo the beat): librosa's beat tracker on the whole
+    6 s accompaniment at the known tempo (the drums alone give the same grid, within 1 ms)."""
+    import librosa
+
+    from hafm_core.fit import rhythm
+
+    signal = stems["drums"] + stems["bass"] + stems["other"]
+    envelope = librosa.onset.onset_strength(y=signal, sr=rate, hop_length=rhythm.HOP_SAMPLES)
+    _, frames = librosa.beat.beat_track(onset_envelope=envelope, sr=rate, hop_length=rhythm.HOP_SAMPLES,
+                                        bpm=tempo_bpm, trim=False)
+    return grid_offset_s(frames * rhythm.HOP_SAMPLES / rate, 60.0 / tempo_bpm)
+
+
+def grid_diagnosis(found: dict, scores: dict, grids: dict) -> None:
+    """Per window (round 6): the accompaniment's tracked tempo and the phase of its tracked beats
+    against the known grid (deg, 0 = on the beat, window time: a half-beat shift that the tracker
+    follows reads 180), for the truth and the half-beat shifts; the beat-level (k = 1) phase of the
+    accompaniment's flux and of the vocal's accent envelope against the grid; the rhythm score of the
+    truth and the half-beat shifts under each variant of `metre_scores`.
+
+    grids: {source: (tempo BPM, where the grid sits in the window, s)}."""
+    from hafm_core.fit import rhythm
+
+    kinds = ("true", "half_beat_late_gap", "half_beat_early")
+    names = list(next(iter(scores.values())))
+    print(f"{'window':<22} {'tracked':>7} {'beats vs grid: true/gap/early':>29} | {'k=1 deg: acc':>12} {'accent':>6} "
+          f"| " + " | ".join(f"{n[:3]} true/gap/early" for n in names))
+    for source, (tempo_bpm, offset_s) in grids.items():
+        beat_s = 60.0 / tempo_bpm
+        cells = []
+        for kind in kinds:
+            f = found[source, kind]
+            bpm, beats_s = rhythm.track_beats(f["accompaniment"], f["weights"])
+            phase = np.angle(np.mean(np.exp(2j * np.pi * (beats_s - offset_s) / beat_s))) if len(beats_s) else np.nan
+            cells.append(f"{np.degrees(phase):+4.0f}")
+            if kind == "true":
+                tracked = bpm
+        f = found[source, "true"]
+        w = f["weights"]
+        turn = np.exp(2j * np.pi * offset_s / beat_s)
+        k1 = [np.degrees(np.angle(harmonic(e, w, beat_s, 1) * turn))
+              for e in (f["accompaniment"], rhythm.vocal_accent_envelope(f["vocal"], w, beat_s))]
+        score_cells = " | ".join(" ".join(f"{scores[source, k][n]:.2f}" for k in kinds).ljust(18) for n in names)
+        print(f"{source:<22} {tracked:7.1f} {'/'.join(cells):>29} | {k1[0]:+12.0f} {k1[1]:+6.0f} | {score_cells}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--songs", type=int, default=8, help="synthetic songs (styles in turn; default 8)")
     parser.add_argument("--diagnose", action="store_true", help="also the per-song diagnosis")
+    parser.add_argument("--metre", action="store_true",
+                        help="round 6 only: the accompaniment's tracked beats in the beat phase, per-window diagnosis")
     args = parser.parse_args()
 
     import stempeg
@@ -279,8 +368,21 @@ def main() -> int:
         real.append(Case(case.source, "late_start", Excerpt(f"{case.source}/late", case.excerpt.vocal, late, rate)))
     synthetic = [c for c in synthetic_songs(range(1000, 1000 + args.songs), duration_s=6.0) if c.manipulation in keep]
     groups = {"real": features(real), "synthetic": features(synthetic)}
-    scores = {name: {key: variant_scores(f) for key, f in found.items()} for name, found in groups.items()}
+    measure = metre_scores if args.metre else variant_scores
+    scores = {name: {key: measure(f) for key, f in found.items()} for name, found in groups.items()}
     auc_rows(scores)
+    if args.metre:
+        from hafm_core.fit import songs
+
+        styles = ("pop", "ballad", "funk", "shuffle")
+        grid_s = song_grid_s(stems, rate, 117.0)
+        print(f"\nper window: the known grid; real stem at 117 BPM, from {grid_s:.3f} s (tracker on the whole 6 s); "
+              f"synthetic: the generator's (beat 0 at 0 s)")
+        grids = {s: (117.0, (grid_s - float(s.split(":")[1])) % (60.0 / 117.0))
+                 for s in sorted({s for s, _ in groups["real"]}, key=lambda s: float(s.split(":")[1]))}
+        for k, seed in enumerate(range(1000, 1000 + args.songs)):
+            grids[f"synthetic:{styles[k % 4]}:{seed}"] = (songs.random_song(seed, styles[k % 4]).tempo_bpm, 0.0)
+        grid_diagnosis({**groups["real"], **groups["synthetic"]}, {**scores["real"], **scores["synthetic"]}, grids)
     if args.diagnose:
         print()
         diagnose(groups["synthetic"], scores["synthetic"], args.songs)

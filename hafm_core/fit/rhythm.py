@@ -77,6 +77,18 @@ matches, and a worst-window score punishes that truth too); a loudness-flux voca
 as well (2 of 12, but transpositions punished at 0.57-0.71 on the real windows); the
 accompaniment's tracked beats in place of its envelope in the beat phase (5-6 of 12: the
 synthetic half-beat shifts pass with the flux vocal, the real ones fall to 0.71).
+Round 6 (`fit_rhythm_accent.py --metre`): the accompaniment's metre instead of its flux against
+the vocal's accents: a pulse train at its tracked beats, or the same pulses weighted by its flux
+at each beat (both 5 of 12: real half-beat shifts and tempo drift 1.00 -> 0.71, synthetic
+half_beat_late_gap 0.75 -> 0.62, half_beat_early 0.62 -> 0.69). The beat tracker does not infer
+the metre a listener hears from 3-6 s: on the real stem its beats sit on the kick's grid (the
+tracker on the whole 6 s at 117 BPM) in windows 0.6 and 2.1 and half a beat off it in the
+others, while the vocal's accents and the accompaniment's flux sit half a beat off that grid
+in every window (-161 to +177 deg), so the truth falls from 0.90-0.91 to 0.61 where the
+tracker finds the kick; and in 4 of the 7 windows it puts the half-beat shifts' beats where it
+put the truth's.
+On funk:1002 it tracks the truth and both half-beat shifts at the same phase (+18 deg): the
+three score alike; on funk:1006 it tracks 129 BPM for 99.
 What is left, per synthetic song: pop:1004's vocal sings off the beat (its score's beat-level
 component at 180 deg, 0.79 of the eighth-note one weighted by interval): a half-beat shift
 agrees with it better than the truth does, by any onset measure; the funk accompaniments'
