@@ -23,22 +23,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 RATE_HZ = 22_050
 LAGS_BEATS = np.arange(-12, 13) / 12
-VOICING_THRESHOLD = 0.5  # as `FitConfig`
-PITCH_HOP_S = 0.02
 
 
 def lag_curve(vocal: np.ndarray, accompaniment: np.ndarray, model, beat_s: float,
               spans_s: list[tuple[float, float]]) -> dict[str, np.ndarray]:
     """{"frames", "loudness"}: float64 [len(LAGS_BEATS)], mean chord_tone_ratio over the spans at each lag."""
     from hafm_core.fit import harmony, rhythm
+    from hafm_core.fit.excerpt import DEFAULT_CONFIG as CONFIG
     from hafm_core.fit.vocal import analyse_vocals
 
-    pitch = analyse_vocals([vocal], [RATE_HZ], model, PITCH_HOP_S)[0]
+    pitch = analyse_vocals([vocal], [RATE_HZ], model, CONFIG.pitch_hop_s)[0]
     chroma = harmony.harmonic_chroma(rhythm.spectrogram(accompaniment[None]), [len(accompaniment)])[0][0]
-    voiced = pitch.periodicity >= VOICING_THRESHOLD
-    times_s = np.flatnonzero(voiced) * PITCH_HOP_S
+    voiced = pitch.periodicity >= CONFIG.voicing_threshold
+    times_s = np.flatnonzero(voiced) * CONFIG.pitch_hop_s
     classes = harmony.pitch_classes(pitch.f0_hz[voiced])
-    loudness = np.interp(times_s, np.arange(len(pitch.rms)) / rhythm.FRAME_RATE_HZ, pitch.rms)  # as `fit.excerpt`
+    loudness = harmony.loudness_at(times_s, pitch.rms)
     curves = {"frames": [], "loudness": []}
     for start_s, end_s in spans_s:
         keep = (times_s >= start_s) & (times_s < end_s)
@@ -63,7 +62,8 @@ def main() -> int:
     print(f"{'lag (beats)':<26}" + " ".join(f"{lag:+5.2f}" for lag in LAGS_BEATS))
     stems, _ = read_stems(stempeg.example_stem_path(), sample_rate_hz=RATE_HZ)
     accompaniment = stems["drums"] + stems["bass"] + stems["other"]
-    starts_s = (0.6, 0.9, 1.2, 1.5, 1.8, 2.1, 2.4)  # as `validation.real_windows`
+    from hafm_core.fit.validation import REAL_WINDOW_STARTS_S as starts_s
+
     real = lag_curve(stems["vocals"], accompaniment, model, 60 / 117.0, [(s, s + 3.0) for s in starts_s])
     for name, curve in real.items():
         print(row(f"real 7 windows {name}", curve))

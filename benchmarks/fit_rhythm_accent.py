@@ -74,12 +74,14 @@ def features(cases) -> dict:
 
 
 def rhythm_score(contrast: float, phase: float) -> float:
-    return 0.5 * float(np.clip(0.5 + 2 * contrast, 0, 1)) + 0.5 * (1 + phase) / 2
+    """As `hafm fit` combines them (default weights)."""
+    from hafm_core.fit.excerpt import DEFAULT_CONFIG, combine_rhythm
+
+    return combine_rhythm(contrast, phase, DEFAULT_CONFIG.rhythm_weights)
 
 
 def accent_envelope(f: dict, mode: str) -> np.ndarray:
     """The vocal's onsets weighted by `mode` (module docstring), float64 [T]."""
-    import librosa
     from scipy.ndimage import gaussian_filter1d
 
     from hafm_core.fit import rhythm
@@ -93,8 +95,7 @@ def accent_envelope(f: dict, mode: str) -> np.ndarray:
     if mode == "ioi":
         return rhythm.vocal_accent_envelope(f["vocal"], w, 60.0 / f["bpm"])
     v = f["vocal"][:n].astype(np.float64)
-    frames = librosa.onset.onset_detect(onset_envelope=v * w, sr=rhythm.ANALYSIS_RATE_HZ, hop_length=rhythm.HOP_SAMPLES)
-    frames = frames[w[frames] > 0] if len(frames) else frames
+    frames = rhythm.picked_onsets(v, w, 0.0)
     pulses = np.zeros(n)
     if len(frames):
         ioi = np.minimum(np.diff(np.append(frames, n)) / (60.0 / f["bpm"] * rhythm.FRAME_RATE_HZ),

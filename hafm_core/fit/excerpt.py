@@ -219,6 +219,12 @@ def _analyse_accompaniments(accompaniments: list[np.ndarray], rates: list[int],
     return features
 
 
+def combine_rhythm(contrast: float, phase: float, weights: tuple[float, float]) -> float:
+    """`rhythm_score` in [0, 1] from the xcorr contrast and the beat phase agreement (module docstring)."""
+    w_xcorr, w_phase = weights
+    return w_xcorr * float(np.clip(0.5 + 2 * contrast, 0, 1)) + w_phase * (1 + phase) / 2
+
+
 def _measure(name: str, duration_s: float, f: _Features, config: FitConfig) -> FitResult:
     _, vocal_attacks = rhythm.count_attacks(f.vocal_envelope, f.weights)
     _, attacks = rhythm.count_attacks(f.accompaniment_envelope, f.weights)
@@ -251,14 +257,12 @@ def _measure(name: str, duration_s: float, f: _Features, config: FitConfig) -> F
                    and f.chroma_peakiness >= harmony.MIN_CHROMA_PEAKINESS)
     if has_harmony:
         times_s = np.flatnonzero(voiced) * config.pitch_hop_s
-        loudness = np.interp(times_s, np.arange(len(f.vocal_rms)) / rhythm.FRAME_RATE_HZ, f.vocal_rms)  # (N,)
-        chord_tones = harmony.chord_tone_ratio(classes, times_s, f.chroma, loudness)
+        chord_tones = harmony.chord_tone_ratio(classes, times_s, f.chroma, harmony.loudness_at(times_s, f.vocal_rms))
         key_agreement = harmony.mirex_key_score(vocal_key, backing_key)
     else:
         chord_tones = key_agreement = 0.0
 
-    w_xcorr, w_phase = config.rhythm_weights
-    rhythm_score = w_xcorr * float(np.clip(0.5 + 2 * contrast, 0, 1)) + w_phase * (1 + phase) / 2
+    rhythm_score = combine_rhythm(contrast, phase, config.rhythm_weights)
     w_chord, w_key = config.harmony_weights
     harmony_score = w_chord * chord_tones + w_key * key_agreement
     w_rhythm, w_harmony = config.aspect_weights

@@ -196,6 +196,12 @@ def chord_tone_ratio(vocal_pitch_classes: np.ndarray, vocal_times_s: np.ndarray,
     return float(np.average(hits, weights=vocal_rms))
 
 
+def loudness_at(times_s: np.ndarray, frame_rms: np.ndarray) -> np.ndarray:
+    """The vocal's frame RMS float [T] at `FRAME_RATE_HZ`, interpolated at times_s float [N]
+    (its pitch frames): the weights of `chord_tone_ratio`."""
+    return np.interp(times_s, np.arange(len(frame_rms)) / FRAME_RATE_HZ, frame_rms)
+
+
 def estimate_key(profile: np.ndarray) -> tuple[int, float]:
     """Pitch-class profile float [12] -> (key index: 0-11 major on C..B, 12-23 minor, confidence:
     the margin between the best and the second-best key correlation, in [0, 2])."""

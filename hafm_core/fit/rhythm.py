@@ -211,8 +211,9 @@ def _fill_rests(on: np.ndarray) -> np.ndarray:
     return on
 
 
-def count_attacks(envelope: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, int]:
-    """Onset frames (librosa's peak picking) and how many are real attacks, away from edges.
+def picked_onsets(envelope: np.ndarray, weights: np.ndarray, min_weight: float) -> np.ndarray:
+    """Onset frames int [k] of an envelope float [T'] (librosa's peak picking) where the
+    `activity_weights` float [T] (T <= T') exceed `min_weight`.
 
     Peaks are picked on the weighted envelope: librosa scales the envelope to [0, 1] before
     its fixed peak threshold (0.07), and the spurious onset at a cut edge (or the transient
@@ -221,9 +222,14 @@ def count_attacks(envelope: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray
     """
     import librosa
 
-    weighted = envelope[:len(weights)] * weights
+    weighted = envelope[:len(weights)].astype(np.float64) * weights
     frames = librosa.onset.onset_detect(onset_envelope=weighted, sr=ANALYSIS_RATE_HZ, hop_length=HOP_SAMPLES)
-    frames = frames[weights[np.minimum(frames, len(weights) - 1)] > 0.5]
+    return frames[weights[frames] > min_weight]
+
+
+def count_attacks(envelope: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, int]:
+    """Onset frames (`picked_onsets`, weight above 1/2) and how many are real attacks, away from edges."""
+    frames = picked_onsets(envelope, weights, 0.5)
     inside = envelope[:len(weights)][weights > 0.5]
     level = max(MIN_ONSET_STRENGTH, RELATIVE_ONSET_STRENGTH * float(np.percentile(inside, 99))) if inside.size else np.inf
     return frames, int((envelope[frames] >= level).sum())
@@ -309,18 +315,14 @@ def vocal_accent_envelope(envelope: np.ndarray, weights: np.ndarray, beat_period
     """The vocal's onsets weighted by their durational accent: float64 [T] (see module docstring).
 
     envelope: the vocal's onset envelope float [T']; weights: `activity_weights` float [T]
-    (T <= T'). Onsets are librosa's peak picking on the weighted envelope (as in
-    `count_attacks`); each weighs its inter-onset interval to the next onset (the last one:
+    (T <= T'). Onsets are `picked_onsets` in weighted frames; each weighs its inter-onset interval to the next onset (the last one:
     to the end of the excerpt) in beats, capped at `ACCENT_MAX_IOI_BEATS`, whatever its
     flux, and is spread over `ACCENT_PULSE_FRAMES` (Gaussian sigma, frames).
     """
-    import librosa
     from scipy.ndimage import gaussian_filter1d
 
     n = len(weights)
-    weighted = envelope[:n].astype(np.float64) * weights
-    frames = librosa.onset.onset_detect(onset_envelope=weighted, sr=ANALYSIS_RATE_HZ, hop_length=HOP_SAMPLES)
-    frames = frames[weights[frames] > 0] if len(frames) else frames  # onsets in weighted frames only
+    frames = picked_onsets(envelope, weights, 0.0)
     pulses = np.zeros(n)
     if len(frames):
         ioi_beats = np.diff(np.append(frames, n)) / (beat_period_s * FRAME_RATE_HZ)  # (onsets,)

@@ -52,6 +52,9 @@ CLAIMS = {
 NOT_PUNISHED = {"rhythm_score": ("transpose_semitone", "transpose_tritone"),
                 "harmony_score": ("third_beat_late", "beat_late")}
 
+# Where the 3 s windows of the stempeg stem start (seconds): each leaves a beat of audio around it.
+REAL_WINDOW_STARTS_S = (0.6, 0.9, 1.2, 1.5, 1.8, 2.1, 2.4)
+
 
 @dataclass(frozen=True)
 class Case:
@@ -93,7 +96,7 @@ def _gap(samples: np.ndarray, gap_s: float, rate: int) -> np.ndarray:
 
 
 def real_windows(stems: dict[str, np.ndarray], rate: int, tempo_bpm: float, window_s: float = 3.0,
-                 starts_s: Sequence[float] = (0.6, 0.9, 1.2, 1.5, 1.8, 2.1, 2.4), song: str = "real") -> list[Case]:
+                 starts_s: Sequence[float] = REAL_WINDOW_STARTS_S, song: str = "real") -> list[Case]:
     """Cases from windows of a real multitrack (stems float32 [n] at `rate`); the song's
     tempo sets the shifts. Windows must leave one beat of audio before and after."""
     import librosa
